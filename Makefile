@@ -1,0 +1,45 @@
+# segany: the two commands a new machine needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch comes first and pinned: this release (and its torchvision) installs from local
+# disk on our machines; a bare `torch` could pull a multi-GB build.
+TORCH  := torch==2.14.1
+TORCHVISION := torchvision==0.29.1
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime
+	$(BIN)/pip install -q $(TORCH) $(TORCHVISION)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.runtime
+	$(BIN)/python examples/demo.py --out demo_output
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+typecheck: $(VENV)/.test
+	$(BIN)/mypy
+
+unit: $(VENV)/.test
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+bench: $(VENV)/.test
+	$(BIN)/python benchmarks/bench_predictor.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,136 @@
+"""Build a registered model and fill it with weights: ``segany.load_model``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import weights as weights_io
+from .errors import CheckpointError, InputError
+from .models.sam import Sam, build_sam
+from .registry import DEFAULT_MODEL, ModelSpec, get_spec, list_models
+
+_SHOWN_KEYS = 5
+
+
+def cached_path(spec: ModelSpec) -> Path | None:
+    """Where ``spec``'s weights sit in the cache, or None if not downloaded yet."""
+    if spec.weights is None:
+        return None
+    path = weights_io.cache_dir() / spec.weights.filename
+    return path if path.is_file() else None
+
+
+def load_model(
+    name: str | None = None,
+    checkpoint: str | Path | None = None,
+    *,
+    pretrained: bool = True,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> Sam:
+    """Build a model and load its weights.
+
+    Arguments:
+      name (str | None): a registered name (see ``segany models``); with ``checkpoint``
+        and no name, the architecture is recognised from the checkpoint's tensors.
+      checkpoint (path | None): an official ``.pth``/``.pt`` state dict as published, or a
+        ``.safetensors`` file. Without it the registered weights are downloaded into the
+        cache (``$SEGANY_CACHE``, default ``~/.cache/segany``) and verified by sha256.
+      pretrained (bool): False builds the model with random weights (``is_random`` True).
+      device: where to put the model.
+      progress (bool): show a progress bar while downloading.
+
+    Returns:
+      (Sam): the model in eval mode.
+    """
+    if checkpoint is not None:
+        state_dict = weights_io.load_state_dict_file(checkpoint)
+        spec = get_spec(name) if name is not None else infer_spec(state_dict, checkpoint)
+        model = build_sam(spec.config)
+        load_weights(model, state_dict, spec.name, str(checkpoint))
+    else:
+        spec = get_spec(name or DEFAULT_MODEL)
+        model = build_sam(spec.config)
+        if pretrained:
+            path = _weights_path(spec, progress)
+            load_weights(model, weights_io.load_state_dict_file(path), spec.name, str(path))
+    model.name = spec.name
+    return model.to(device).eval()
+
+
+def _weights_path(spec: ModelSpec, progress: bool) -> Path:
+    if spec.weights is None:
+        raise InputError(
+            f"model {spec.name!r} has no published weights; pass checkpoint=PATH "
+            "or pretrained=False"
+        )
+    found = cached_path(spec)
+    if found is not None:
+        return found
+    dest = weights_io.cache_dir() / spec.weights.filename
+    return weights_io.download(
+        spec.weights.url,
+        dest,
+        sha256=spec.weights.sha256,
+        size=spec.weights.size,
+        progress=progress,
+    )
+
+
+def _shape_map(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        model = build_sam(spec.config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def infer_spec(state_dict: dict[str, torch.Tensor], source: object = "checkpoint") -> ModelSpec:
+    """The registered model whose tensors (names and shapes) match ``state_dict``."""
+    given = {k: tuple(v.shape) for k, v in state_dict.items()}
+    for spec in list_models():
+        if _shape_map(spec) == given:
+            return spec
+    names = ", ".join(s.name for s in list_models())
+    raise CheckpointError(
+        f"{source} matches none of the registered models ({names}); "
+        "pass the model name to see which tensors differ"
+    )
+
+
+def _listing(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_SHOWN_KEYS])
+    return shown + (f", ... ({len(keys) - _SHOWN_KEYS} more)" if len(keys) > _SHOWN_KEYS else "")
+
+
+def load_weights(model: Sam, state_dict: dict[str, torch.Tensor], name: str, source: str) -> None:
+    """Load ``state_dict`` strictly into ``model``; any difference is one clear error.
+
+    The message lists missing and unexpected keys and mismatched shapes, and names the
+    registered model the checkpoint does belong to when it can tell.
+    """
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in state_dict.items()}
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    mismatched = sorted(k for k in set(expected) & set(given) if expected[k] != given[k])
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_listing(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_listing(unexpected)})")
+        if mismatched:
+            detail = [f"{k}: {given[k]} vs {expected[k]}" for k in mismatched]
+            parts.append(f"{len(mismatched)} tensors of another shape ({_listing(detail)})")
+        hint = ""
+        try:
+            other = infer_spec(state_dict)
+            hint = f"; it looks like a {other.name!r} checkpoint"
+        except CheckpointError:
+            pass
+        raise CheckpointError(
+            f"checkpoint {source} does not fit model {name!r}: " + "; ".join(parts) + hint
+        )
+    model.load_state_dict(state_dict, strict=True)
+    model.is_random = False

@@ -1,0 +1,220 @@
+"""SegAny: encode an image once, then answer point/box/mask prompts in milliseconds."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .data.images import load_image
+from .models.sam import Sam
+from .prompts import Prompts, check_prompts
+from .transforms import ResizeLongestSide
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Masks for one prompt (or one per box).
+
+    masks: CxHxW bool at the original image size (BxCxHxW when boxes were a Bx4 array);
+    scores: C predicted IoU (BxC); low_res_logits: Cxhxw logits (BxCxhxw), h = w = 256
+    for the published models, ready to be passed back as ``mask_input``.
+    """
+
+    masks: np.ndarray
+    scores: np.ndarray
+    low_res_logits: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Embedding:
+    features: torch.Tensor  # 1xCxhxw
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
+
+
+class Predictor:
+    """Promptable segmentation with a :class:`~segany.models.Sam` model.
+
+    Arguments:
+      model (Sam): the model (see :func:`segany.load_model`).
+      cache_size (int): image embeddings kept (LRU, keyed by image content), so coming
+        back to an image costs no encoder run.
+      box_batch_size (int): boxes decoded per decoder call when many are given.
+    """
+
+    def __init__(self, model: Sam, *, cache_size: int = 8, box_batch_size: int = 64) -> None:
+        if not isinstance(model, Sam):
+            raise TypeError(f"Predictor needs a segany Sam model, got {type(model).__name__}")
+        self.model = model.eval()
+        self.transform = ResizeLongestSide(model.image_size)
+        self.cache_size = cache_size
+        self.box_batch_size = box_batch_size
+        self._cache: OrderedDict[str, _Embedding] = OrderedDict()
+        self._current: _Embedding | None = None
+
+    # ----------------------------------------------------------------- image
+    def set_image(self, image: np.ndarray | Image.Image | str | Path) -> None:
+        """Encode ``image`` (HxWx3 uint8 RGB array, PIL image or path) for prompting."""
+        array = load_image(image)
+        key = _image_key(array)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            self._current = cached
+            return
+        resized = self.transform.apply_image(array)
+        tensor = torch.as_tensor(np.array(resized), device=self.model.device).permute(2, 0, 1)[None]
+        with torch.inference_mode():
+            features = self.model.image_encoder(self.model.preprocess(tensor))
+        self._current = _Embedding(
+            features=features,
+            original_size=(array.shape[0], array.shape[1]),
+            input_size=(resized.shape[0], resized.shape[1]),
+        )
+        if self.cache_size > 0:
+            self._cache[key] = self._current
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def reset_image(self) -> None:
+        """Forget the current image (the embedding cache is kept)."""
+        self._current = None
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._current is not None
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        """(H, W) of the current image."""
+        return self._require_image().original_size
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(h, w) of the current image resized for the encoder, before padding."""
+        return self._require_image().input_size
+
+    def get_image_embedding(self) -> torch.Tensor:
+        """The current image's embedding: 1xCxhxw (1x256x64x64 for the published models)."""
+        return self._require_image().features
+
+    def _require_image(self) -> _Embedding:
+        if self._current is None:
+            raise RuntimeError("An image must be set with .set_image(...) before prediction.")
+        return self._current
+
+    # --------------------------------------------------------------- prompts
+    def predict(
+        self,
+        points: np.ndarray | list | None = None,
+        labels: np.ndarray | list | None = None,
+        box: np.ndarray | list | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask: bool = True,
+        return_logits: bool = False,
+    ) -> Prediction:
+        """Predict masks for prompts given in original-image pixels.
+
+        Arguments:
+          points: Nx2 (x, y) clicks. labels: N labels, 1 = object, 0 = background.
+          box: one XYXY box (4,), or many (Bx4): each box is decoded as its own prompt
+            (with the same points, if any) in batches of ``box_batch_size``.
+          mask_input: 1xhxw low-res logits from a previous prediction (or Bx1xhxw).
+          multimask: return 3 masks for ambiguous prompts instead of 1.
+          return_logits: return float logits instead of boolean masks.
+
+        Returns:
+          (Prediction): masks CxHxW (BxCxHxW for a Bx4 box array), scores, low-res logits.
+        """
+        current = self._require_image()
+        low_res = self.model.prompt_encoder.mask_input_size[0]
+        prompts = check_prompts(current.original_size, low_res, points, labels, box, mask_input)
+        outputs = [
+            self._predict_chunk(prompts, start, multimask, return_logits)
+            for start in range(0, prompts.num_prompts, self.box_batch_size)
+        ]
+        masks, scores, logits = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
+        if not prompts.many_boxes:
+            masks, scores, logits = masks[0], scores[0], logits[0]
+        return Prediction(masks=masks, scores=scores, low_res_logits=logits)
+
+    def _predict_chunk(
+        self, prompts: Prompts, start: int, multimask: bool, return_logits: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        size = self.original_size
+        stop = min(start + self.box_batch_size, prompts.num_prompts)
+        count = stop - start
+        coords = labels = boxes = masks = None
+        if prompts.points is not None and prompts.labels is not None:
+            scaled = self.transform.apply_coords(prompts.points, size)
+            coords = self._tensor(scaled)[None].expand(count, -1, -1)
+            labels = torch.as_tensor(prompts.labels, device=self.model.device)[None]
+            labels = labels.expand(count, -1)
+        if prompts.boxes is not None:
+            boxes = self._tensor(self.transform.apply_boxes(prompts.boxes[start:stop], size))
+        if prompts.mask_input is not None:
+            chosen = (
+                prompts.mask_input
+                if len(prompts.mask_input) == 1
+                else (prompts.mask_input[start:stop])
+            )
+            masks = self._tensor(chosen)
+            if len(masks) != count:
+                masks = masks.expand(count, -1, -1, -1)
+        out_masks, scores, logits = self.predict_torch(
+            coords, labels, boxes, masks, multimask, return_logits
+        )
+        return out_masks.cpu().numpy(), scores.float().cpu().numpy(), logits.cpu().numpy()
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=torch.float32, device=self.model.device)
+
+    @torch.inference_mode()
+    def predict_torch(
+        self,
+        point_coords: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Batched prediction with prompts already in the resized frame (no checks).
+
+        Arguments:
+          point_coords: BxNx2 and point_labels: BxN, or None.
+          boxes: Bx4 XYXY, or None.
+          mask_input: Bx1xhxw low-res logits, or None.
+
+        Returns:
+          masks BxCxHxW (bool, or logits), iou predictions BxC, low-res logits BxCxhxw.
+        """
+        current = self._require_image()
+        points = None
+        if point_coords is not None and point_labels is not None:
+            points = (point_coords, point_labels)
+        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+        low_res, iou = self.model.mask_decoder(
+            image_embeddings=current.features,
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask_output,
+        )
+        masks = self.model.postprocess_masks(low_res, current.input_size, current.original_size)
+        if not return_logits:
+            masks = masks > self.model.mask_threshold
+        return masks, iou, low_res
+
+
+def _image_key(image: np.ndarray) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.hexdigest()

@@ -1,0 +1,157 @@
+"""Named models: each name maps to a config and the metadata of its official weights.
+
+In the spirit of timm and torchvision: ``list_models()``, ``get_spec(name)`` and
+``register_model(spec)``; :func:`segany.load_model` builds and loads from a spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import torch
+
+from .errors import InputError
+from .models.sam import SamConfig, build_sam
+from .models.tiny_vit import TinyViTConfig
+from .models.vit import ViTConfig
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where a model's published weights live and how to recognise them."""
+
+    url: str
+    filename: str
+    sha256: str | None
+    size: int | None
+    license: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its architecture config and, when published, its weights."""
+
+    name: str
+    config: SamConfig
+    description: str
+    weights: WeightsInfo | None = None
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def encoder(self) -> str:
+        """Short name of the image-encoder family."""
+        enc = self.config.encoder
+        if isinstance(enc, TinyViTConfig):
+            return "TinyViT"
+        return f"ViT (d{enc.embed_dim}, depth {enc.depth})"
+
+    @cached_property
+    def num_params(self) -> int:
+        """Parameters of the whole model (counted on the meta device, no memory used)."""
+        with torch.device("meta"):
+            model = build_sam(self.config)
+        return sum(p.numel() for p in model.parameters())
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_ALIASES: dict[str, str] = {}
+
+DEFAULT_MODEL = "mobile_sam"
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to the registry; a name that is already taken raises ``ValueError``."""
+    for name in (spec.name, *spec.aliases):
+        if name in _REGISTRY or name in _ALIASES:
+            raise ValueError(f"model name {name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    for alias in spec.aliases:
+        _ALIASES[alias] = spec.name
+    return spec
+
+
+def list_models() -> list[ModelSpec]:
+    """All registered models, in registration order."""
+    return list(_REGISTRY.values())
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec registered as ``name`` (or one of its aliases)."""
+    key = _ALIASES.get(name, name)
+    if key not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise InputError(f"unknown model {name!r}; known models: {known}")
+    return _REGISTRY[key]
+
+
+_SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+register_model(
+    ModelSpec(
+        name="sam_vit_b",
+        aliases=("vit_b",),
+        description="SAM with the ViT-B image encoder (Kirillov et al., 2023)",
+        config=SamConfig(encoder=ViTConfig()),
+        weights=WeightsInfo(
+            url=_SAM_URL + "sam_vit_b_01ec64.pth",
+            filename="sam_vit_b_01ec64.pth",
+            sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+            size=375_042_383,
+            license="Apache-2.0",
+        ),
+    )
+)
+register_model(
+    ModelSpec(
+        name="sam_vit_l",
+        aliases=("vit_l",),
+        description="SAM with the ViT-L image encoder (Kirillov et al., 2023)",
+        config=SamConfig(
+            encoder=ViTConfig(
+                embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)
+            )
+        ),
+        weights=WeightsInfo(
+            url=_SAM_URL + "sam_vit_l_0b3195.pth",
+            filename="sam_vit_l_0b3195.pth",
+            sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+            size=1_249_524_607,
+            license="Apache-2.0",
+        ),
+    )
+)
+register_model(
+    ModelSpec(
+        name="sam_vit_h",
+        aliases=("vit_h",),
+        description="SAM with the ViT-H image encoder (Kirillov et al., 2023)",
+        config=SamConfig(
+            encoder=ViTConfig(
+                embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)
+            )
+        ),
+        weights=WeightsInfo(
+            url=_SAM_URL + "sam_vit_h_4b8939.pth",
+            filename="sam_vit_h_4b8939.pth",
+            sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+            size=2_564_550_879,
+            license="Apache-2.0",
+        ),
+    )
+)
+register_model(
+    ModelSpec(
+        name="mobile_sam",
+        aliases=("vit_t",),
+        description="MobileSAM: TinyViT-5M encoder distilled from SAM ViT-H (Zhang et al., 2023)",
+        config=SamConfig(encoder=TinyViTConfig()),
+        weights=WeightsInfo(
+            url="https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+            filename="mobile_sam.pt",
+            sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+            size=40_728_226,
+            license="Apache-2.0",
+        ),
+    )
+)

@@ -1,0 +1,111 @@
+"""Build the official ``segment_anything`` / ``mobile_sam`` models from a segany config.
+
+Used by the reference-equivalence tests: both sides are built from one config and
+loaded with one random-weight state dict saved in the official (flat ``Sam``) format.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from segany.models import SamConfig, TinyViTConfig, ViTConfig, build_sam
+from tests.helpers import randomize_state_dict
+
+
+def official_sam(config: SamConfig) -> torch.nn.Module:
+    """The official model for ``config`` (segment_anything for ViT, mobile_sam for TinyViT)."""
+    if isinstance(config.encoder, TinyViTConfig):
+        from mobile_sam.modeling import (  # type: ignore[import-untyped]
+            MaskDecoder,
+            PromptEncoder,
+            Sam,
+            TinyViT,
+            TwoWayTransformer,
+        )
+
+        enc = config.encoder
+        encoder = TinyViT(
+            img_size=enc.img_size,
+            in_chans=3,
+            num_classes=enc.num_classes,
+            embed_dims=list(enc.embed_dims),
+            depths=list(enc.depths),
+            num_heads=list(enc.num_heads),
+            window_sizes=list(enc.window_sizes),
+            mlp_ratio=enc.mlp_ratio,
+            drop_rate=0.0,
+            drop_path_rate=0.0,
+            use_checkpoint=False,
+            mbconv_expand_ratio=enc.mbconv_expand_ratio,
+            local_conv_size=enc.local_conv_size,
+            layer_lr_decay=0.8,
+        )
+        grid = enc.img_size // 16
+    else:
+        from segment_anything.modeling import (  # type: ignore[import-untyped]
+            ImageEncoderViT,
+            MaskDecoder,
+            PromptEncoder,
+            Sam,
+            TwoWayTransformer,
+        )
+
+        vit: ViTConfig = config.encoder
+        encoder = ImageEncoderViT(
+            depth=vit.depth,
+            embed_dim=vit.embed_dim,
+            img_size=vit.img_size,
+            mlp_ratio=vit.mlp_ratio,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=vit.num_heads,
+            patch_size=vit.patch_size,
+            qkv_bias=vit.qkv_bias,
+            use_rel_pos=vit.use_rel_pos,
+            global_attn_indexes=list(vit.global_attn_indexes),
+            window_size=vit.window_size,
+            out_chans=vit.out_chans,
+        )
+        grid = vit.embedding_size
+    dim = config.prompt_embed_dim
+    model = Sam(
+        image_encoder=encoder,
+        prompt_encoder=PromptEncoder(
+            embed_dim=dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(config.image_size, config.image_size),
+            mask_in_chans=config.mask_in_chans,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=config.num_multimask_outputs,
+            transformer=TwoWayTransformer(
+                depth=config.decoder_depth,
+                embedding_dim=dim,
+                mlp_dim=config.decoder_mlp_dim,
+                num_heads=config.decoder_num_heads,
+            ),
+            transformer_dim=dim,
+            iou_head_depth=config.iou_head_depth,
+            iou_head_hidden_dim=config.iou_head_hidden_dim,
+        ),
+        pixel_mean=list(config.pixel_mean),
+        pixel_std=list(config.pixel_std),
+    )
+    return model.eval()
+
+
+def random_checkpoint(config: SamConfig, path: Path, seed: int) -> Path:
+    """Save a random-weight checkpoint for ``config`` in the official flat format.
+
+    Every tensor is randomised (positional embeddings and relative-position tables too),
+    starting from the official module's own state dict so the key set is the official one.
+    """
+    with torch.device("meta"):
+        ours = build_sam(config)
+    official = official_sam(config)
+    state = randomize_state_dict(official.state_dict(), seed)
+    assert set(state) == set(ours.state_dict()), "official and segany key sets differ"
+    torch.save(state, path)
+    return path

@@ -80,9 +80,7 @@ def test_integer_masks_and_grayscale_image_are_accepted() -> None:
 
 def test_points_are_drawn_green_and_red() -> None:
     points = np.array([[40.0, 40.0], [120.0, 80.0]])
-    out = overlay_masks(
-        _image(), np.zeros((0, H, W), bool), points=points, labels=np.array([1, 0])
-    )
+    out = overlay_masks(_image(), np.zeros((0, H, W), bool), points=points, labels=np.array([1, 0]))
     pos, neg = out[40, 40].astype(int), out[80, 120].astype(int)
     assert pos[1] > 150 and pos[0] < 50 and pos[2] < 120
     assert neg[0] > 200 and neg[1] < 60 and neg[2] < 60

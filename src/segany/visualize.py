@@ -99,7 +99,7 @@ def overlay_masks(
             draw.rectangle(corners, outline=PALETTE[index % len(PALETTE)], width=line)
     if points is not None:
         coords, flags = _as_points(points, labels)
-        radius = min(40.0, max(6.0, scale * 0.025))
+        radius = min(40.0, max(6.0, scale * 0.035))
         edge_width = max(1, round(radius / 6))
         for (x, y), positive in zip(coords, flags, strict=True):
             draw.polygon(

@@ -317,9 +317,7 @@ def test_points_write_masks_overlay_and_json(
     assert "wrote 3 mask(s)" in captured.out and captured.err == ""
 
 
-def test_single_box_and_single_mask(
-    image_path: Path, tmp_path: Path, fake: dict[str, Any]
-) -> None:
+def test_single_box_and_single_mask(image_path: Path, tmp_path: Path, fake: dict[str, Any]) -> None:
     out = tmp_path / "out"
     args = ["segment", str(image_path), "--box", "2,3,40,30", "--single-mask", "-o", str(out)]
     assert main(args) == 0
@@ -394,7 +392,7 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A MobileSAM checkpoint with random weights (no download needed)."""
     from segany.weights import save_state_dict_file
 
-    model = segany.load_model("mobile_sam", pretrained=False)  # type: ignore[call-arg]
+    model = segany.load_model("mobile_sam", pretrained=False)
     path = tmp_path_factory.mktemp("ckpt") / "mobile_sam_random.safetensors"
     save_state_dict_file(model.state_dict(), path)
     return path
@@ -422,11 +420,9 @@ def test_real_predictor_end_to_end(
         assert isinstance(entry["score"], float)
     with Image.open(out / "overlay.png") as im:
         assert im.size == (W, H)
-
-    # Outside the image: the predictor's own message reaches the user as one line.
-    bad = [*args[:4], "-o", str(tmp_path / "bad"), "--point", "500,5"]
-    assert main(bad) == 2
-    assert "500" in _error_line(capsys)
+    captured = capsys.readouterr()
+    assert "wrote 3 mask(s)" in captured.out
+    assert captured.err == ""  # checkpoint weights count as trained: no random-weights note
 
 
 # -------------------------------------------------------------------------- entry point

@@ -50,6 +50,11 @@ class TinyViTConfig:
     out_chans: int = 256
     num_classes: int = 1000
 
+    @property
+    def embedding_size(self) -> int:
+        """Side of the output grid: ``img_size // 16``."""
+        return self.img_size // _TOTAL_STRIDE
+
     def __post_init__(self) -> None:
         per_stage = (self.embed_dims, self.depths, self.num_heads, self.window_sizes)
         if any(len(values) != _NUM_STAGES for values in per_stage):
@@ -198,7 +203,9 @@ class Attention(nn.Module):
         B, N, C = x.shape
         qkv = self.qkv(self.norm(x)).view(B, N, self.num_heads, 3 * self.head_dim)
         q, k, v = qkv.transpose(1, 2).split(self.head_dim, dim=-1)  # each BxheadsxNxhead_dim
-        bias = self.attention_biases[:, self.attention_bias_idxs]  # headsxNxN
+        # 1xheadsxNxN: a 4-D mask lets CPU SDPA use its fused kernel (a 3-D one falls back to
+        # the much slower unfused path).
+        bias = self.attention_biases[:, self.attention_bias_idxs].unsqueeze(0)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
@@ -309,7 +316,7 @@ class TinyViT(nn.Module):
         super().__init__()
         self.config = config
         self.img_size: int = config.img_size
-        self.embedding_size: int = config.img_size // _TOTAL_STRIDE
+        self.embedding_size: int = config.embedding_size
         dims = config.embed_dims
 
         self.patch_embed = PatchEmbed(config.in_chans, dims[0])

@@ -171,8 +171,8 @@ class Attention(nn.Module):
         # Same operation order as the official code, so fp32 results agree to rounding.
         logits = (q * self.scale) @ k.transpose(-2, -1)
         if self.use_rel_pos:
-            logits = logits + relative_position_bias(
-                q, self.rel_pos_h, self.rel_pos_w, (height, width), (height, width)
+            logits = add_relative_positions(
+                logits, q, self.rel_pos_h, self.rel_pos_w, (height, width), (height, width)
             )
         out = logits.softmax(dim=-1) @ v
         out = out.transpose(1, 2).reshape(batch, height, width, -1)
@@ -234,22 +234,25 @@ def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor
     return table[relative.long()]
 
 
-def relative_position_bias(
+def add_relative_positions(
+    logits: torch.Tensor,
     q: torch.Tensor,
     rel_pos_h: torch.Tensor,
     rel_pos_w: torch.Tensor,
     q_size: tuple[int, int],
     k_size: tuple[int, int],
 ) -> torch.Tensor:
-    """Decomposed relative-position logits (MViTv2), to be added to q·kᵀ.
+    """Add decomposed relative-position terms (MViTv2) to attention logits.
 
     Arguments:
+      logits (torch.Tensor): Bxheadsx(qh*qw)x(kh*kw) attention logits q·kᵀ·scale.
       q (torch.Tensor): Bxheadsx(qh*qw)xC queries (unscaled).
       rel_pos_h, rel_pos_w (torch.Tensor): the height and width tables.
       q_size, k_size: the (height, width) of the query and key grids.
 
     Returns:
-      (torch.Tensor): Bxheadsx(qh*qw)x(kh*kw) bias.
+      (torch.Tensor): logits + height term + width term, added in that order (as the
+      official code does, so fp32 rounding agrees).
     """
     q_h, q_w = q_size
     k_h, k_w = k_size
@@ -259,5 +262,6 @@ def relative_position_bias(
     r_q = q.reshape(batch * heads, q_h, q_w, dim)
     rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, r_h)
     rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, r_w)
-    bias = rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]
-    return bias.reshape(batch, heads, q_h * q_w, k_h * k_w)
+    grid = logits.reshape(batch * heads, q_h, q_w, k_h, k_w)
+    grid = grid + rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]
+    return grid.reshape(batch, heads, q_h * q_w, k_h * k_w)

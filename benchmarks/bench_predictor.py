@@ -25,8 +25,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import segany  # noqa: E402
 from tests.reference.official import official_sam, random_checkpoint  # noqa: E402
+
+import segany  # noqa: E402
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -48,7 +49,9 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def bench_model(name: str, repeats: int, image_hw: tuple[int, int]) -> list[tuple[str, float, float]]:
+def bench_model(
+    name: str, repeats: int, image_hw: tuple[int, int]
+) -> list[tuple[str, float, float]]:
     config = segany.get_spec(name).config
     with tempfile.TemporaryDirectory() as tmp:
         path = random_checkpoint(config, Path(tmp) / f"{name}.pth", seed=0)
@@ -92,7 +95,6 @@ def bench_model(name: str, repeats: int, image_hw: tuple[int, int]) -> list[tupl
         for label, run_official, run_ours in cases:
             run_official()  # warm-up, and both predictors hold the image afterwards
             run_ours()
-            off = ours_ms = 0.0
             off_times, our_times = [], []
             for _ in range(repeats):  # interleave so noise hits both alike
                 off_times.append(_median_ms(run_official, 1))

@@ -8,6 +8,7 @@ import torch
 
 from . import weights as weights_io
 from .errors import CheckpointError, InputError
+from .models.init import skip_weight_init
 from .models.sam import Sam, build_sam
 from .registry import DEFAULT_MODEL, ModelSpec, get_spec, list_models
 
@@ -48,13 +49,17 @@ def load_model(
     if checkpoint is not None:
         state_dict = weights_io.load_state_dict_file(checkpoint)
         spec = get_spec(name) if name is not None else infer_spec(state_dict, checkpoint)
-        model = build_sam(spec.config)
+        with skip_weight_init():  # every tensor is overwritten by the strict load below
+            model = build_sam(spec.config)
         load_weights(model, state_dict, spec.name, str(checkpoint))
     else:
         spec = get_spec(name or DEFAULT_MODEL)
-        model = build_sam(spec.config)
-        if pretrained:
+        if not pretrained:
+            model = build_sam(spec.config)
+        else:
             path = _weights_path(spec, progress)
+            with skip_weight_init():
+                model = build_sam(spec.config)
             load_weights(model, weights_io.load_state_dict_file(path), spec.name, str(path))
     model.name = spec.name
     return model.to(device).eval()
@@ -86,21 +91,45 @@ def _shape_map(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
 
 
 def infer_spec(state_dict: dict[str, torch.Tensor], source: object = "checkpoint") -> ModelSpec:
-    """The registered model whose tensors (names and shapes) match ``state_dict``."""
+    """The registered model whose tensors (names and shapes) match ``state_dict``.
+
+    Raises :class:`CheckpointError` naming the closest registered model and what differs.
+    """
     given = {k: tuple(v.shape) for k, v in state_dict.items()}
+    best: tuple[int, ModelSpec, dict[str, tuple[int, ...]]] | None = None
     for spec in list_models():
-        if _shape_map(spec) == given:
+        expected = _shape_map(spec)
+        if expected == given:
             return spec
+        overlap = sum(1 for k, shape in given.items() if expected.get(k) == shape)
+        if best is None or overlap > best[0]:
+            best = (overlap, spec, expected)
     names = ", ".join(s.name for s in list_models())
-    raise CheckpointError(
-        f"{source} matches none of the registered models ({names}); "
-        "pass the model name to see which tensors differ"
-    )
+    closest = ""
+    if best is not None:
+        closest = f"; closest is {best[1].name!r}: " + _mismatch(best[2], given)
+    raise CheckpointError(f"{source} matches none of the registered models ({names}){closest}")
 
 
 def _listing(keys: list[str]) -> str:
     shown = ", ".join(keys[:_SHOWN_KEYS])
     return shown + (f", ... ({len(keys) - _SHOWN_KEYS} more)" if len(keys) > _SHOWN_KEYS else "")
+
+
+def _mismatch(expected: dict[str, tuple[int, ...]], given: dict[str, tuple[int, ...]]) -> str:
+    """What differs between two name -> shape maps ("" when they are equal)."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    mismatched = sorted(k for k in set(expected) & set(given) if expected[k] != given[k])
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys ({_listing(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys ({_listing(unexpected)})")
+    if mismatched:
+        detail = [f"{k}: {given[k]} vs {expected[k]}" for k in mismatched]
+        parts.append(f"{len(mismatched)} tensors of another shape ({_listing(detail)})")
+    return "; ".join(parts)
 
 
 def load_weights(model: Sam, state_dict: dict[str, torch.Tensor], name: str, source: str) -> None:
@@ -111,26 +140,12 @@ def load_weights(model: Sam, state_dict: dict[str, torch.Tensor], name: str, sou
     """
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     given = {k: tuple(v.shape) for k, v in state_dict.items()}
-    missing = sorted(set(expected) - set(given))
-    unexpected = sorted(set(given) - set(expected))
-    mismatched = sorted(k for k in set(expected) & set(given) if expected[k] != given[k])
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys ({_listing(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys ({_listing(unexpected)})")
-        if mismatched:
-            detail = [f"{k}: {given[k]} vs {expected[k]}" for k in mismatched]
-            parts.append(f"{len(mismatched)} tensors of another shape ({_listing(detail)})")
+    problems = _mismatch(expected, given)
+    if problems:
         hint = ""
-        try:
-            other = infer_spec(state_dict)
-            hint = f"; it looks like a {other.name!r} checkpoint"
-        except CheckpointError:
-            pass
-        raise CheckpointError(
-            f"checkpoint {source} does not fit model {name!r}: " + "; ".join(parts) + hint
-        )
+        matching = [s.name for s in list_models() if _shape_map(s) == given]
+        if matching:
+            hint = f"; it looks like a {matching[0]!r} checkpoint"
+        raise CheckpointError(f"checkpoint {source} does not fit model {name!r}: {problems}{hint}")
     model.load_state_dict(state_dict, strict=True)
     model.is_random = False

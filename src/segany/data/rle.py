@@ -75,8 +75,7 @@ def rle_to_mask(rle: dict[str, Any]) -> npt.NDArray[np.bool_]:
     total = height * width
     if sum(counts) != total:
         raise InputError(
-            f"RLE counts add up to {sum(counts)} pixels, but size {height}x{width} "
-            f"has {total}"
+            f"RLE counts add up to {sum(counts)} pixels, but size {height}x{width} has {total}"
         )
     values = np.zeros(len(counts), dtype=bool)
     values[1::2] = True

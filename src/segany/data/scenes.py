@@ -96,10 +96,10 @@ class SceneConfig:
     size: tuple[int, int] | None = None
     min_objects: int = 3
     max_objects: int = 10
-    object_scale: tuple[float, float] = (0.08, 0.6)
+    object_scale: tuple[float, float] = (0.12, 0.75)
     part_probability: float = 0.35
     subpart_probability: float = 0.4
-    clutter: float = 12.0
+    clutter: float = 8.0
     similar_colour_probability: float = 0.25
     blur_probability: float = 0.3
     noise: float = 3.0
@@ -163,7 +163,7 @@ class Scene:
     @property
     def areas(self) -> npt.NDArray[np.int64]:
         """``N`` visible areas in pixels."""
-        return self.masks.reshape(len(self.masks), -1).sum(axis=1, dtype=np.int64)
+        return self.masks.sum(axis=(1, 2), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.masks)
@@ -220,9 +220,7 @@ def scene_seed(base_seed: int, index: int) -> int:
         InputError: ``base_seed`` is negative or ``index`` outside ``[0, 2**32)``.
     """
     if base_seed < 0 or not 0 <= index < _MAX_INDEX:
-        raise InputError(
-            f"need base_seed >= 0 and 0 <= index < 2**32; got {base_seed} and {index}"
-        )
+        raise InputError(f"need base_seed >= 0 and 0 <= index < 2**32; got {base_seed} and {index}")
     return int(base_seed) * _MAX_INDEX + int(index)
 
 
@@ -287,9 +285,16 @@ def _add_objects(
         area = radius * 8 if kind == "thin" else radius * radius * 3
         specs.append((area * rng.uniform(0.5, 2.0), kind, radius))
     specs.sort(key=lambda spec: -spec[0])
+    centres: list[tuple[float, float]] = []
     for _, kind, radius in specs:
-        cy = rng.uniform(-0.05, 1.05) * canvas.height
-        cx = rng.uniform(-0.05, 1.05) * canvas.width
+        if centres and rng.random() < 0.5:  # next to an earlier object, so they overlap
+            near_y, near_x = centres[int(rng.integers(len(centres)))]
+            angle, distance = rng.uniform(0, 2 * math.pi), radius * rng.uniform(0.3, 1.3)
+            cy, cx = near_y + distance * math.sin(angle), near_x + distance * math.cos(angle)
+        else:
+            cy = rng.uniform(0.05, 0.95) * canvas.height
+            cx = rng.uniform(0.05, 0.95) * canvas.width
+            centres.append((cy, cx))
         region = rasterize_shape(kind, rng, cy, cx, radius, canvas.height, canvas.width)
         if region is None:
             continue

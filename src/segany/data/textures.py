@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 __all__ = [
     "TEXTURE_KINDS",
@@ -137,28 +138,17 @@ def value_noise(
 def _noise_octave(
     rng: np.random.Generator, height: int, width: int, scale: float
 ) -> npt.NDArray[np.float32]:
-    """One octave: a random ``(gh+1)x(gw+1)`` grid interpolated as ``Ay @ G @ Ax.T``."""
-    rows = _interpolation_matrix(rng, height, scale)
-    cols = _interpolation_matrix(rng, width, scale)
-    grid = rng.random((rows.shape[1], cols.shape[1]), dtype=np.float32)
-    return rows @ grid @ cols.T
+    """One octave: a random grid with ``scale``-pixel spacing, upsampled bicubically.
 
-
-def _interpolation_matrix(
-    rng: np.random.Generator, size: int, scale: float
-) -> npt.NDArray[np.float32]:
-    """``size x cells`` smoothstep interpolation weights from grid nodes to pixels."""
-    position = (np.arange(size, dtype=np.float32) + np.float32(rng.uniform(0, scale))) / np.float32(
-        scale
-    )
-    index = position.astype(np.int64)
-    frac = position - index
-    frac = frac * frac * (3 - 2 * frac)
-    matrix = np.zeros((size, int(index[-1]) + 2 if size else 1), dtype=np.float32)
-    rows = np.arange(size)
-    matrix[rows, index] = 1 - frac
-    matrix[rows, index + 1] = frac
-    return matrix
+    Pillow's resampling (single-threaded C) is used rather than an interpolation-matrix
+    product, whose BLAS call spins up threads that cost more than the work at this size.
+    """
+    cells_y, cells_x = height / scale, width / scale
+    grid = rng.random((int(cells_y) + 4, int(cells_x) + 4), dtype=np.float32)
+    oy, ox = rng.uniform(0, 1, 2)
+    box = (1 + ox, 1 + oy, 1 + ox + cells_x, 1 + oy + cells_y)
+    image = Image.fromarray(grid).resize((width, height), Image.Resampling.BICUBIC, box)
+    return np.asarray(image)
 
 
 def _pattern(rng: np.random.Generator, kind: str, height: int, width: int) -> np.ndarray:
@@ -235,21 +225,20 @@ def object_style(
     """
     if similar:
         colour = nearby_colour(rng, background.colour_a, 30)
+        other = nearby_colour(rng, colour, 90)
         weights = {k: 1.0 for k in ("noise", "stripes", "checkers", "gradient")}
         weights.pop(background.kind, None)
-        kind = "solid" if solid else _pick(rng, weights)
-        return Style(kind, colour, nearby_colour(rng, colour, 90), rng.uniform(0, 0.3))
-    colour = random_colour(rng)
+    else:
+        colour = random_colour(rng)
+        if rng.random() < 0.3:
+            other = contrasting_colour(rng, colour, 80)
+        else:
+            other = nearby_colour(rng, colour, rng.uniform(25, 90))
+        weights = _OBJECT_KINDS
     if solid:
-        kind = "solid"
-    else:
-        kind = _pick(rng, _OBJECT_KINDS)
-    if rng.random() < 0.3:
-        other = contrasting_colour(rng, colour, 80)
-    else:
-        other = nearby_colour(rng, colour, rng.uniform(25, 90))
+        return Style("solid", colour, other)
     mottle = rng.uniform(0, 0.35) if rng.random() < 0.6 else 0.0
-    return Style(kind, colour, other, mottle)
+    return Style(_pick(rng, weights), colour, other, mottle)
 
 
 def part_style(rng: np.random.Generator, parent: Style) -> Style:

@@ -12,8 +12,8 @@ statistics. Differences from the official code, none of which changes the state 
 * in eval mode each conv + BatchNorm pair runs as one convolution with folded weights,
   recomputed on every call (no cache); in train mode BatchNorm runs normally.
 
-Layout: the convolutional stage works on BxCxHxW tensors, the transformer stages on
-channels-last BxHxWxC tensors (windowed attention and MLP act on the last dimension).
+Layout: the convolutional stage works on BxCxHxW tensors stored channels-last, the transformer
+stages on BxHxWxC tensors (windowed attention and MLP act on the last dimension).
 """
 
 from __future__ import annotations
@@ -362,8 +362,12 @@ class TinyViT(nn.Module):
         expected = (self.config.in_chans, self.img_size, self.img_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"expected a Bx{'x'.join(map(str, expected))} tensor, got {x.shape}")
+        # Channels-last memory makes the convolutions faster on CPU and turns the permute to
+        # BxHxWxC below into a free view.
+        x = x.contiguous(memory_format=torch.channels_last)
         x = self.layers[0](self.patch_embed(x))  # BxC1x(S/8)x(S/8)
-        x = x.permute(0, 2, 3, 1).contiguous()  # channels last for the transformer stages
+        x = x.permute(0, 2, 3, 1).contiguous()  # BxHxWxC for the transformer stages
         for layer in self.layers[1:]:
             x = layer(x)
+        # The neck's dense 3x3 conv is ~10x less accurate in fp32 on channels-last input.
         return self.neck(x.permute(0, 3, 1, 2).contiguous())

@@ -17,7 +17,9 @@ from segany.data import (
     generate_scene,
     scene_seed,
 )
-from segany.data.shapes import SHAPE_KINDS
+from segany.data.canvas import Canvas
+from segany.data.shapes import SHAPE_KINDS, Region
+from segany.data.textures import Style
 from segany.errors import InputError
 
 SMALL = SceneConfig(min_size=64, max_size=160)
@@ -37,6 +39,7 @@ def _check_invariants(scene: Scene, config: SceneConfig) -> None:
     height, width = scene.image.shape[:2]
     n = len(scene)
     assert scene.image.dtype == np.uint8 and scene.image.shape == (height, width, 3)
+    assert scene.image.flags.c_contiguous and scene.image.flags.writeable
     assert scene.masks.dtype == bool and scene.masks.shape == (n, height, width)
     assert scene.parent.shape == (n,) and scene.parent.dtype == np.int64
     assert scene.boxes.shape == (n, 4) and scene.boxes.dtype == np.float64
@@ -147,6 +150,7 @@ def test_min_area_is_respected() -> None:
         {"blur_probability": -0.1},
         {"clutter": -1.0},
         {"min_area": 0},
+        {"noise": 100},
     ],
 )
 def test_bad_config_raises_input_error(kwargs: dict) -> None:
@@ -207,3 +211,33 @@ def test_scene_dataset() -> None:
         SceneDataset(-1, 0)
     with pytest.raises(InputError):
         SceneDataset(3, -2)
+    with pytest.raises(InputError):
+        SceneDataset(3, 1.5)  # type: ignore[arg-type]
+
+
+def _solid(value: int) -> Style:
+    colour = np.full(3, value, dtype=np.float32)
+    return Style("solid", colour, colour)
+
+
+def test_duplicate_part_is_dropped_and_its_subpart_reparented() -> None:
+    background = Style("noise", np.zeros(3, np.float32), np.full(3, 60, np.float32))
+    canvas = Canvas(np.random.default_rng(0), 20, 20, background)
+    labels = np.zeros((10, 10), dtype=np.int32)  # object 0, part 1 = left half, sub-part 2
+    labels[:, :5] = 1
+    labels[:5, :5] = 2
+    square = Region(np.ones((10, 10), dtype=bool), 0, 0)
+    styles = [_solid(100), _solid(150), _solid(200)]
+    canvas.place(square, labels, [-1, 0, 1], ["polygon", "part", "part"], styles)
+    occluder = Region(np.ones((10, 5), dtype=bool), 0, 5)  # hides the right half
+    canvas.place(occluder, np.zeros((10, 5), dtype=np.int32), [-1], ["ellipse"], [_solid(9)])
+    masks, parent, boxes, kinds = canvas.instances(min_area=1)
+    # The object's visible mask is its left half = the part's: the part is a duplicate.
+    assert kinds == ["polygon", "part", "ellipse"]
+    assert parent.tolist() == [-1, 0, -1]
+    assert masks.sum(axis=(1, 2)).tolist() == [50, 25, 50]
+    assert boxes.tolist() == [[0, 0, 4, 9], [0, 0, 4, 4], [5, 0, 9, 9]]
+    np.testing.assert_array_equal(canvas.image[0, 0], [200, 200, 200])
+    np.testing.assert_array_equal(canvas.image[9, 9], [9, 9, 9])
+    masks, parent, _, kinds = canvas.instances(min_area=30)  # the sub-part is too small
+    assert kinds == ["polygon", "ellipse"] and parent.tolist() == [-1, -1]

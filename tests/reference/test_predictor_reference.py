@@ -153,8 +153,8 @@ def test_equivalence(pair, size: tuple[int, int]) -> None:
         _compare(official.predict(box=one_box), single)
 
 
-def test_embedding_cache_reuses_encoder(pair) -> None:
-    _, ours = pair
+def test_embedding_cache_reuses_encoder() -> None:
+    ours = segany.Predictor(segany.models.build_sam(SMALL_VIT))
     calls = []
     hook = ours.model.image_encoder.register_forward_hook(lambda *a: calls.append(1))
     try:

@@ -108,9 +108,15 @@ def test_attention_matches_official(training: bool) -> None:
     ref.train(training)
     ours.train(training)
     tokens = torch.randn(6, 196, 160, generator=torch.Generator().manual_seed(4))
-    with torch.no_grad():
-        expected, actual = ref(tokens), ours(tokens)
+    expected, actual = ref(tokens), ours(tokens)
     assert (actual - expected).abs().max().item() <= TOL * expected.std().item()
+    if training:  # the relative bias table must receive the same gradient
+        weights = torch.randn(expected.shape, generator=torch.Generator().manual_seed(5))
+        (expected * weights).sum().backward()
+        (actual * weights).sum().backward()
+        ref_grad, our_grad = ref.attention_biases.grad, ours.attention_biases.grad
+        assert ref_grad is not None and our_grad is not None
+        assert (our_grad - ref_grad).abs().max().item() <= TOL * ref_grad.std().item()
 
 
 def test_no_stale_bias_after_load_in_eval_mode() -> None:

@@ -46,7 +46,7 @@ class Canvas:
         self.height = height
         self.width = width
         #: ``HxWx3`` uint8 RGB, painted in place.
-        self.image = background.render(rng, height, width)
+        self.image = np.ascontiguousarray(background.render(rng, height, width))
         #: ``HxW`` int32: id of the instance owning each pixel, -1 for background.
         self.leaf = np.full((height, width), -1, dtype=np.int32)
         self._nodes: list[_Node] = []

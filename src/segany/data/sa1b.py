@@ -43,7 +43,7 @@ __all__ = ["read_sa1b_folder", "write_sa1b_folder"]
 
 
 def write_sa1b_folder(
-    out_dir: str | Path, seeds: Iterable[int], config: SceneConfig | None = None
+    out_dir: str | Path, seeds: Iterable[int], config: SceneConfig = SceneConfig()
 ) -> list[Path]:
     """Generate a scene per seed and save it as ``scene_<seed>.png`` + ``scene_<seed>.json``.
 
@@ -51,7 +51,7 @@ def write_sa1b_folder(
         out_dir: Folder to write into; created if missing. Existing files of the same
             names are overwritten.
         seeds: Scene seeds (non-negative integers), e.g. ``range(100)``.
-        config: Scene parameters; ``SceneConfig()`` when ``None``.
+        config: Scene parameters.
 
     Returns:
         The paths of the JSON files written, in the order of ``seeds``.

@@ -45,10 +45,11 @@ class Predictor:
       model (Sam): the model (see :func:`segany.load_model`).
       cache_size (int): image embeddings kept (LRU, keyed by image content), so coming
         back to an image costs no encoder run.
-      box_batch_size (int): boxes decoded per decoder call when many are given.
+      box_batch_size (int): boxes decoded per decoder call when many are given (small
+        batches are fastest on a CPU: the per-prompt working set then stays in cache).
     """
 
-    def __init__(self, model: Sam, *, cache_size: int = 8, box_batch_size: int = 64) -> None:
+    def __init__(self, model: Sam, *, cache_size: int = 8, box_batch_size: int = 4) -> None:
         if not isinstance(model, Sam):
             raise TypeError(f"Predictor needs a segany Sam model, got {type(model).__name__}")
         self.model = model.eval()

@@ -155,3 +155,29 @@ register_model(
         ),
     )
 )
+
+# segany's own small model, trained on the procedural scene generator (segany.data).
+# The official ViT classes can express it, so official code can run the same weights.
+SHAPES_CONFIG = SamConfig(
+    encoder=ViTConfig(
+        img_size=512,
+        patch_size=16,
+        embed_dim=192,
+        depth=6,
+        num_heads=6,
+        window_size=8,
+        global_attn_indexes=(2, 5),
+        out_chans=128,
+    ),
+    prompt_embed_dim=128,
+    decoder_num_heads=4,
+    decoder_mlp_dim=512,
+    iou_head_hidden_dim=128,
+)
+register_model(
+    ModelSpec(
+        name="segany_shapes",
+        description="segany's small SAM (ViT 192-d, depth 6, 512 px) trained on generated scenes",
+        config=SHAPES_CONFIG,
+    )
+)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NoReturn
 
-from segany.cli import models, segment
+from segany.cli import eval as eval_command
+from segany.cli import models, segment, train
 from segany.errors import SegAnyError
 
 __all__ = ["build_parser", "main"]
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.register(commands)
     models.register(commands)
+    train.register(commands)
+    eval_command.register(commands)
     return parser
 
 

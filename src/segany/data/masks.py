@@ -1,0 +1,56 @@
+"""Geometry of binary masks: interior points, boxes, IoU (torch, batched)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def interior_points(masks: torch.Tensor) -> torch.Tensor:
+    """The most interior pixel of each mask (deepest under repeated 3x3 erosion).
+
+    Arguments:
+      masks: NxHxW bool, none empty.
+
+    Returns:
+      Nx2 float (x, y) pixel centres (ties resolved to the first pixel in raster order).
+    """
+    current = masks.float()[:, None]
+    depth = torch.zeros_like(current)
+    alive = current.flatten(1).sum(1) > 0
+    while bool(alive.any()):
+        depth = depth + current
+        current = -F.max_pool2d(-current, 3, stride=1, padding=1)
+        alive = current.flatten(1).sum(1) > 0
+    flat = depth.flatten(1).argmax(1)
+    width = masks.shape[-1]
+    return torch.stack([(flat % width).float() + 0.5, (flat // width).float() + 0.5], dim=1)
+
+
+def tight_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """Nx4 XYXY boxes of NxHxW bool masks, maxima inclusive (as SAM); empty gives zeros."""
+    rows = masks.any(2)
+    cols = masks.any(1)
+    height, width = masks.shape[-2:]
+    y_idx = torch.arange(height, dtype=torch.float32)
+    x_idx = torch.arange(width, dtype=torch.float32)
+    big = 1e9
+    y0 = torch.where(rows, y_idx, big).min(1).values
+    y1 = torch.where(rows, y_idx, -big).max(1).values
+    x0 = torch.where(cols, x_idx, big).min(1).values
+    x1 = torch.where(cols, x_idx, -big).max(1).values
+    boxes = torch.stack([x0, y0, x1, y1], dim=1)
+    return torch.where(masks.flatten(1).any(1)[:, None], boxes, torch.zeros_like(boxes))
+
+
+def interior_point(mask: np.ndarray) -> tuple[float, float]:
+    """The most interior pixel centre (x, y) of one HxW bool mask (computed on its box)."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        raise ValueError("interior_point of an empty mask")
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), dtype=bool)
+    crop[1:-1, 1:-1] = mask[y0:y1, x0:x1]
+    point = interior_points(torch.from_numpy(crop)[None])[0]
+    return float(point[0]) - 1 + x0, float(point[1]) - 1 + y0

@@ -1,0 +1,164 @@
+"""The training loop: AdamW with warm-up and cosine decay, checkpoints, resume, a log."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ..data.scenes import TRAIN_BASE_SEED, SceneConfig, generate_scene, scene_seed
+from ..errors import CheckpointError, InputError
+from ..models.sam import Sam, build_sam
+from ..registry import get_spec
+from ..weights import save_state_dict_file
+from .config import TrainConfig
+from .step import train_step
+from .targets import SceneTensors, scene_to_tensors
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+FINAL = "model.safetensors"
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Multiplier of the base learning rate at ``step``: linear warm-up, cosine decay."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
+
+
+def make_optimizer(model: Sam, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases, norms, embeddings and position tables."""
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for name, param in model.named_parameters():
+        flat = param.ndim < 2 or "pos" in name or "token" in name or "embed" in name
+        (no_decay if flat else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999))
+
+
+def step_scenes(step: int, config: TrainConfig, model: Sam) -> list[SceneTensors]:
+    """The generated scenes of ``step`` (fixed by step and seed, so resume is exact)."""
+    low_res = model.prompt_encoder.mask_input_size[0]
+    out = []
+    for i in range(config.images_per_step):
+        seed = scene_seed(TRAIN_BASE_SEED + config.seed, step * config.images_per_step + i)
+        scene = generate_scene(seed, SceneConfig())
+        out.append(
+            scene_to_tensors(scene.image, scene.masks, scene.boxes, model.image_size, low_res)
+        )
+    return out
+
+
+def _save_atomic(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    model: Sam | None = None,
+) -> dict[str, float]:
+    """Train a model promptably on generated scenes; returns the last logged metrics.
+
+    Arguments:
+      config: the run's settings. out_dir: where checkpoint.pt, log.jsonl, config.json
+        and, at the end, model.safetensors go.
+      resume: continue from out_dir/checkpoint.pt (the config saved there is used).
+      overwrite: start afresh even if out_dir holds a checkpoint (never implied).
+      model: start from this model instead of a fresh one of ``config.model``.
+    """
+    out = Path(out_dir)
+    ckpt_path = out / CHECKPOINT
+    existing = [name for name in (CHECKPOINT, LOG, FINAL) if (out / name).exists()]
+    if existing and not (resume or overwrite):
+        raise InputError(
+            f"{out} already holds a training run ({', '.join(existing)}): pass --resume to "
+            "continue it or --overwrite to start again"
+        )
+    if resume and not ckpt_path.exists():
+        raise InputError(f"nothing to resume: {ckpt_path} does not exist")
+    out.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] | None = None
+    if resume:
+        try:
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated or foreign file
+            raise CheckpointError(f"cannot resume from {ckpt_path}: {exc}") from exc
+        config = TrainConfig.from_dict(state["config"])
+    if model is None:
+        model = build_sam(get_spec(config.model).config)
+    model.train()
+    optimizer = make_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+    generator = torch.Generator().manual_seed(config.seed)
+    start = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        start = int(state["step"])
+    else:
+        (out / LOG).write_text("")
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+
+    def checkpoint(step: int) -> None:
+        _save_atomic(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": generator.get_state(),
+                "step": step,
+                "config": config.to_dict(),
+            },
+            ckpt_path,
+        )
+
+    last: dict[str, float] = {}
+    window: list[dict[str, float]] = []
+    bar = tqdm(total=config.steps, initial=start, disable=not progress, unit="step")
+    began = time.perf_counter()
+    for step in range(start, config.steps):
+        scenes = step_scenes(step, config, model)
+        loss, metrics = train_step(model, scenes, config, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        window.append({"loss": float(loss.detach()), **metrics})
+        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+            last = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
+            last.update(step=step + 1, lr=float(scheduler.get_last_lr()[0]))
+            last["elapsed_s"] = round(time.perf_counter() - began, 1)
+            with (out / LOG).open("a") as log:
+                log.write(json.dumps(last) + "\n")
+            bar.set_postfix(loss=f"{last['loss']:.3f}", iou=f"{last.get('iou_click0', 0):.3f}")
+            window = []
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            checkpoint(step + 1)
+        bar.update(1)
+    bar.close()
+    model.eval()
+    save_state_dict_file(model.state_dict(), out / FINAL)
+    return last

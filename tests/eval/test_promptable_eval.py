@@ -1,0 +1,50 @@
+"""Promptable evaluation: rows, baselines and the summary table."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import segany
+from segany.cli.eval import format_table
+from segany.data.masks import interior_point
+from segany.data.scenes import SceneConfig, generate_scene
+from segany.eval import evaluate_promptable, summarize
+from segany.eval.promptable import _box_fill, iou
+from segany.models import build_sam
+from tests.test_loading import TINY
+
+
+def test_iou_and_box_fill() -> None:
+    mask = np.zeros((20, 30), bool)
+    mask[5:10, 3:13] = True
+    assert iou(mask, mask) == 1.0
+    assert iou(mask, ~mask) == 0.0
+    assert iou(_box_fill(np.array([3, 5, 12, 9]), mask.shape), mask) == 1.0  # inclusive maxima
+
+
+def test_interior_point_is_deepest() -> None:
+    mask = np.zeros((40, 40), bool)
+    mask[10:31, 5:16] = True  # 21 tall, 11 wide: the centre column is x = 10
+    x, y = interior_point(mask)
+    assert x == 10.5 and 15 <= y <= 26
+    ring = np.zeros((40, 40), bool)
+    ring[5:35, 5:35] = True
+    ring[12:28, 12:28] = False
+    x, y = interior_point(ring)
+    assert ring[int(y), int(x)]
+
+
+def test_evaluate_and_summarize() -> None:
+    predictor = segany.Predictor(build_sam(TINY))
+    scene = generate_scene(5, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
+    rows = evaluate_promptable(predictor, [scene], clicks=2)
+    assert len(rows) == len(scene.masks)
+    for row in rows:
+        for key in ("centre", "centre_oracle", "random", "box", "noisy_box", "clicks_1"):
+            assert 0.0 <= row[key] <= 1.0
+        assert row["centre_oracle"] >= row["centre"]
+    table = summarize(rows)
+    assert table["all"]["objects"] == len(rows)
+    assert sum(table[b]["objects"] for b in ("small", "medium", "large")) == len(rows)
+    text = format_table(table)
+    assert text.splitlines()[0].startswith("| objects |") and "clicks_2" in text

@@ -1,0 +1,101 @@
+"""Promptable training: the loss falls, checkpoints round-trip and resume exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import segany.train.loop as loop
+from segany.cli.main import main
+from segany.errors import InputError
+from segany.models import build_sam
+from segany.train import TrainConfig, train
+from tests.test_loading import TINY
+
+FAST = TrainConfig(
+    steps=24, images_per_step=2, prompts_per_image=6, clicks=1, warmup_steps=4, lr=2e-3,
+    checkpoint_every=8, log_every=4, bf16=False,
+)  # fmt: skip
+
+
+def _fresh() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_sam(TINY)
+
+
+def _log(out: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in (out / loop.LOG).read_text().splitlines()]
+
+
+def test_loss_falls_and_outputs_written(tmp_path: Path) -> None:
+    train(FAST, tmp_path, progress=False, model=_fresh())
+    log = _log(tmp_path)
+    assert [row["step"] for row in log] == [4, 8, 12, 16, 20, 24]
+    assert log[-1]["loss"] < 0.7 * log[0]["loss"]
+    for name in ("checkpoint.pt", "model.safetensors", "config.json"):
+        assert (tmp_path / name).is_file()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 24 and TrainConfig.from_dict(state["config"]) == FAST
+
+
+def test_resume_equals_uninterrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    straight = _fresh()
+    train(FAST, tmp_path / "a", progress=False, model=straight)
+
+    calls = {"n": 0}
+    real_step = loop.train_step
+
+    def dies_at_step_13(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", dies_at_step_13)
+    with pytest.raises(KeyboardInterrupt):
+        train(FAST, tmp_path / "b", progress=False, model=_fresh())
+    monkeypatch.setattr(loop, "train_step", real_step)
+    saved = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 8  # the last checkpoint before the interruption
+    resumed = _fresh()
+    train(FAST, tmp_path / "b", resume=True, progress=False, model=resumed)
+    for key, value in straight.state_dict().items():
+        assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
+
+
+def test_never_overwrites_without_flag(tmp_path: Path) -> None:
+    config = TrainConfig(**{**FAST.to_dict(), "steps": 2, "checkpoint_every": 1})
+    train(config, tmp_path, progress=False, model=_fresh())
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(InputError, match="--resume.*--overwrite"):
+        train(config, tmp_path, progress=False, model=_fresh())
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(config, tmp_path / "empty", resume=True, progress=False, model=_fresh())
+    train(config, tmp_path, overwrite=True, progress=False, model=_fresh())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "0"], "--steps: must be at least 1"),
+        (["--steps", "x"], "whole number"),
+        (["--model", "nope"], "unknown model 'nope'"),
+        (["--resume", "--overwrite"], "not allowed with"),
+    ],
+)
+def test_cli_refuses_bad_arguments(tmp_path, capsys, argv, message) -> None:
+    assert main(["train", "-o", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_cli_refuses_existing_run(tmp_path, capsys) -> None:
+    (tmp_path / "checkpoint.pt").write_bytes(b"x")
+    assert main(["train", "-o", str(tmp_path), "--steps", "1", "--quiet"]) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"x"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -15,11 +16,22 @@ from .registry import DEFAULT_MODEL, ModelSpec, get_spec, list_models
 _SHOWN_KEYS = 5
 
 
+BUNDLED = "bundled:"  # URL scheme of weights shipped inside the package (segany/assets)
+
+
+def bundled_path(filename: str) -> Path:
+    """Path of a weights file shipped in the package's ``assets`` folder."""
+    return Path(str(resources.files("segany") / "assets" / filename))
+
+
 def cached_path(spec: ModelSpec) -> Path | None:
-    """Where ``spec``'s weights sit in the cache, or None if not downloaded yet."""
+    """Where ``spec``'s weights sit locally (package or cache), or None if not yet here."""
     if spec.weights is None:
         return None
-    path = weights_io.cache_dir() / spec.weights.filename
+    if spec.weights.url.startswith(BUNDLED):
+        path = bundled_path(spec.weights.url[len(BUNDLED) :])
+    else:
+        path = weights_io.cache_dir() / spec.weights.filename
     return path if path.is_file() else None
 
 
@@ -72,6 +84,12 @@ def _weights_path(spec: ModelSpec, progress: bool) -> Path:
             "or pretrained=False"
         )
     found = cached_path(spec)
+    if spec.weights.url.startswith(BUNDLED):
+        if found is None:
+            raise CheckpointError(f"the package is missing its bundled weights for {spec.name}")
+        if spec.weights.sha256 and weights_io.sha256_file(found) != spec.weights.sha256:
+            raise CheckpointError(f"bundled weights {found} fail their sha256 check")
+        return found
     if found is not None:
         return found
     dest = weights_io.cache_dir() / spec.weights.filename

@@ -87,58 +87,48 @@ def get_spec(name: str) -> ModelSpec:
 
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 
-register_model(
-    ModelSpec(
-        name="sam_vit_b",
-        aliases=("vit_b",),
-        description="SAM with the ViT-B image encoder (Kirillov et al., 2023)",
-        config=SamConfig(encoder=ViTConfig()),
-        weights=WeightsInfo(
-            url=_SAM_URL + "sam_vit_b_01ec64.pth",
-            filename="sam_vit_b_01ec64.pth",
-            sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
-            size=375_042_383,
-            license="Apache-2.0",
-        ),
+
+def _register_sam(
+    size: str, encoder: ViTConfig, filename: str, sha256: str, num_bytes: int
+) -> None:
+    """Register the official SAM model with the ViT-``size`` encoder."""
+    register_model(
+        ModelSpec(
+            name=f"sam_vit_{size}",
+            aliases=(f"vit_{size}",),
+            description=f"SAM with the ViT-{size.upper()} image encoder (Kirillov et al., 2023)",
+            config=SamConfig(encoder=encoder),
+            weights=WeightsInfo(
+                url=_SAM_URL + filename,
+                filename=filename,
+                sha256=sha256,
+                size=num_bytes,
+                license="Apache-2.0",
+            ),
+        )
     )
+
+
+_register_sam(
+    "b",
+    ViTConfig(),
+    "sam_vit_b_01ec64.pth",
+    "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+    375_042_383,
 )
-register_model(
-    ModelSpec(
-        name="sam_vit_l",
-        aliases=("vit_l",),
-        description="SAM with the ViT-L image encoder (Kirillov et al., 2023)",
-        config=SamConfig(
-            encoder=ViTConfig(
-                embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)
-            )
-        ),
-        weights=WeightsInfo(
-            url=_SAM_URL + "sam_vit_l_0b3195.pth",
-            filename="sam_vit_l_0b3195.pth",
-            sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
-            size=1_249_524_607,
-            license="Apache-2.0",
-        ),
-    )
+_register_sam(
+    "l",
+    ViTConfig(embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)),
+    "sam_vit_l_0b3195.pth",
+    "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+    1_249_524_607,
 )
-register_model(
-    ModelSpec(
-        name="sam_vit_h",
-        aliases=("vit_h",),
-        description="SAM with the ViT-H image encoder (Kirillov et al., 2023)",
-        config=SamConfig(
-            encoder=ViTConfig(
-                embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)
-            )
-        ),
-        weights=WeightsInfo(
-            url=_SAM_URL + "sam_vit_h_4b8939.pth",
-            filename="sam_vit_h_4b8939.pth",
-            sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
-            size=2_564_550_879,
-            license="Apache-2.0",
-        ),
-    )
+_register_sam(
+    "h",
+    ViTConfig(embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)),
+    "sam_vit_h_4b8939.pth",
+    "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+    2_564_550_879,
 )
 register_model(
     ModelSpec(

@@ -15,6 +15,48 @@ from segany.models import SamConfig, TinyViTConfig, ViTConfig, build_sam
 from tests.helpers import randomize_state_dict
 
 
+def official_tiny_vit(config: TinyViTConfig) -> torch.nn.Module:
+    """The official MobileSAM encoder with the arguments of ``build_sam_vit_t``."""
+    from mobile_sam.modeling import TinyViT  # type: ignore[import-untyped]
+
+    return TinyViT(
+        img_size=config.img_size,
+        in_chans=config.in_chans,
+        num_classes=config.num_classes,
+        embed_dims=list(config.embed_dims),
+        depths=list(config.depths),
+        num_heads=list(config.num_heads),
+        window_sizes=list(config.window_sizes),
+        mlp_ratio=config.mlp_ratio,
+        drop_rate=0.0,
+        drop_path_rate=0.0,
+        use_checkpoint=False,
+        mbconv_expand_ratio=config.mbconv_expand_ratio,
+        local_conv_size=config.local_conv_size,
+        layer_lr_decay=0.8,
+    )
+
+
+def official_vit(config: ViTConfig) -> torch.nn.Module:
+    """The official SAM ViT image encoder for ``config``."""
+    from segment_anything.modeling import ImageEncoderViT  # type: ignore[import-untyped]
+
+    return ImageEncoderViT(
+        depth=config.depth,
+        embed_dim=config.embed_dim,
+        img_size=config.img_size,
+        mlp_ratio=config.mlp_ratio,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+        num_heads=config.num_heads,
+        patch_size=config.patch_size,
+        qkv_bias=config.qkv_bias,
+        use_rel_pos=config.use_rel_pos,
+        global_attn_indexes=list(config.global_attn_indexes),
+        window_size=config.window_size,
+        out_chans=config.out_chans,
+    )
+
+
 def official_sam(config: SamConfig) -> torch.nn.Module:
     """The official model for ``config`` (segment_anything for ViT, mobile_sam for TinyViT)."""
     if isinstance(config.encoder, TinyViTConfig):
@@ -22,53 +64,21 @@ def official_sam(config: SamConfig) -> torch.nn.Module:
             MaskDecoder,
             PromptEncoder,
             Sam,
-            TinyViT,
             TwoWayTransformer,
         )
 
-        enc = config.encoder
-        encoder = TinyViT(
-            img_size=enc.img_size,
-            in_chans=3,
-            num_classes=enc.num_classes,
-            embed_dims=list(enc.embed_dims),
-            depths=list(enc.depths),
-            num_heads=list(enc.num_heads),
-            window_sizes=list(enc.window_sizes),
-            mlp_ratio=enc.mlp_ratio,
-            drop_rate=0.0,
-            drop_path_rate=0.0,
-            use_checkpoint=False,
-            mbconv_expand_ratio=enc.mbconv_expand_ratio,
-            local_conv_size=enc.local_conv_size,
-            layer_lr_decay=0.8,
-        )
-        grid = enc.img_size // 16
+        encoder = official_tiny_vit(config.encoder)
+        grid = config.encoder.img_size // 16
     else:
         from segment_anything.modeling import (  # type: ignore[import-untyped]
-            ImageEncoderViT,
             MaskDecoder,
             PromptEncoder,
             Sam,
             TwoWayTransformer,
         )
 
-        vit: ViTConfig = config.encoder
-        encoder = ImageEncoderViT(
-            depth=vit.depth,
-            embed_dim=vit.embed_dim,
-            img_size=vit.img_size,
-            mlp_ratio=vit.mlp_ratio,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=vit.num_heads,
-            patch_size=vit.patch_size,
-            qkv_bias=vit.qkv_bias,
-            use_rel_pos=vit.use_rel_pos,
-            global_attn_indexes=list(vit.global_attn_indexes),
-            window_size=vit.window_size,
-            out_chans=vit.out_chans,
-        )
-        grid = vit.embedding_size
+        encoder = official_vit(config.encoder)
+        grid = config.encoder.embedding_size
     dim = config.prompt_embed_dim
     model = Sam(
         image_encoder=encoder,

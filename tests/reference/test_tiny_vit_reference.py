@@ -16,10 +16,11 @@ from torch import nn
 
 from segany.models.tiny_vit import Attention, TinyViT, TinyViTConfig
 from tests.helpers import randomize_state_dict
+from tests.reference.official import official_tiny_vit
 
 with warnings.catch_warnings():  # mobile_sam imports deprecated timm paths
     warnings.simplefilter("ignore")
-    official = pytest.importorskip("mobile_sam.modeling.tiny_vit_sam")
+    import mobile_sam.modeling.tiny_vit_sam as official  # type: ignore[import-untyped]
 
 TOL = 1e-4  # max |Δ| relative to the official output's std
 
@@ -42,33 +43,12 @@ def _two_threads() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
-def _official_tiny_vit(config: TinyViTConfig) -> nn.Module:
-    """The official encoder with the arguments of ``mobile_sam.build_sam_vit_t``."""
-    model: nn.Module = official.TinyViT(
-        img_size=config.img_size,
-        in_chans=config.in_chans,
-        num_classes=config.num_classes,
-        embed_dims=list(config.embed_dims),
-        depths=list(config.depths),
-        num_heads=list(config.num_heads),
-        window_sizes=list(config.window_sizes),
-        mlp_ratio=config.mlp_ratio,
-        drop_rate=0.0,
-        drop_path_rate=0.0,
-        use_checkpoint=False,
-        mbconv_expand_ratio=config.mbconv_expand_ratio,
-        local_conv_size=config.local_conv_size,
-        layer_lr_decay=0.8,
-    )
-    return model
-
-
 def _shapes(model: nn.Module) -> dict[str, tuple[Any, ...]]:
     return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
 
 
 def test_state_dict_layout_matches_official() -> None:
-    ref, ours = _official_tiny_vit(TinyViTConfig()), TinyViT(TinyViTConfig())
+    ref, ours = official_tiny_vit(TinyViTConfig()), TinyViT(TinyViTConfig())
     assert list(ours.state_dict()) == list(ref.state_dict())
     assert _shapes(ours) == _shapes(ref)
     assert not any("attention_bias_idxs" in key for key in ours.state_dict())
@@ -81,7 +61,7 @@ def test_state_dict_layout_matches_official() -> None:
 
 def test_matches_official_at_1024() -> None:
     config = TinyViTConfig()
-    ref = _official_tiny_vit(config)
+    ref = official_tiny_vit(config)
     state = randomize_state_dict(ref.state_dict(), seed=0)
     ref.load_state_dict(state, strict=True)
     ref.eval()  # after loading: the official model caches its attention biases in eval()
@@ -154,7 +134,7 @@ def test_smaller_img_size(config: TinyViTConfig) -> None:
     ],
 )
 def test_strict_load_rejects_missing_keys(missing: str) -> None:
-    state = _official_tiny_vit(TinyViTConfig()).state_dict()
+    state = official_tiny_vit(TinyViTConfig()).state_dict()
     del state[missing]
     with pytest.raises(RuntimeError, match="Missing key"):
         TinyViT(TinyViTConfig()).load_state_dict(state, strict=True)

@@ -16,7 +16,9 @@ class TrainConfig:
     most interior point) or a noisy box, then ``clicks`` corrective points sampled from
     the error region, each iteration feeding the previous low-res logits back as mask
     input. Loss: focal:dice 20:1 on the best of 3 masks for single points, plus MSE on
-    the IoU head.
+    the IoU head. For the first ``bce_warmup_steps`` plain BCE replaces the focal term and
+    only objects of at least ``warmup_min_area`` low-res pixels are prompted: from the
+    start on all objects, small models collapse to empty masks (docs/training.md).
     """
 
     model: str = "segany_shapes"
@@ -28,12 +30,14 @@ class TrainConfig:
     centre_fraction: float = 0.2
     box_noise: float = 0.1
     box_max_shift: float = 10.0
-    small_object_power: float = 0.5
+    small_object_power: float = 0.3
     lr: float = 8e-4
     weight_decay: float = 0.1
     warmup_steps: int = 250
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
+    bce_warmup_steps: int = 300
+    warmup_min_area: int = 64
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     iou_weight: float = 1.0

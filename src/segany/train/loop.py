@@ -140,7 +140,7 @@ def train(
     began = time.perf_counter()
     for step in range(start, config.steps):
         scenes = step_scenes(step, config, model)
-        loss, metrics = train_step(model, scenes, config, generator)
+        loss, metrics = train_step(model, scenes, config, generator, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

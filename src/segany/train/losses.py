@@ -48,6 +48,7 @@ def segmentation_loss(
     focal_weight: float = 20.0,
     dice_weight: float = 1.0,
     iou_weight: float = 1.0,
+    bce: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SAM's loss for a batch of prompts with M candidate masks each.
 
@@ -60,9 +61,12 @@ def segmentation_loss(
       best (torch.Tensor): P indices of the best candidates.
     """
     expanded = targets[:, None].expand_as(logits)
-    per_mask = focal_weight * focal_loss(logits, expanded) + dice_weight * dice_loss(
-        logits, expanded
-    )
+    if bce:
+        pixel = F.binary_cross_entropy_with_logits(logits, expanded, reduction="none")
+        per_mask = pixel.flatten(-2).mean(-1)
+    else:
+        per_mask = focal_weight * focal_loss(logits, expanded)
+    per_mask = per_mask + dice_weight * dice_loss(logits, expanded)
     best_loss, best = per_mask.min(dim=1)
     with torch.no_grad():
         actual = mask_iou(logits, expanded)

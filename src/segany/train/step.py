@@ -15,11 +15,20 @@ from .targets import SceneTensors
 
 
 def choose_objects(
-    scene: SceneTensors, count: int, power: float, generator: torch.Generator
+    scene: SceneTensors,
+    count: int,
+    power: float,
+    generator: torch.Generator,
+    min_area: int = 1,
 ) -> torch.Tensor:
-    """Indices of up to ``count`` objects, small ones favoured (weight ∝ area^-power)."""
+    """Indices of ``count`` objects, small ones favoured (weight ∝ area^-power).
+
+    Objects under ``min_area`` low-res pixels are skipped unless none is larger.
+    """
     areas = scene.masks.flatten(1).sum(1).float()
-    valid = areas > 0
+    valid = areas >= min_area
+    if not bool(valid.any()):
+        valid = areas > 0
     weights = torch.where(valid, areas.clamp(min=1) ** -power, torch.zeros_like(areas))
     if not bool(valid.any()):
         return torch.zeros(0, dtype=torch.long)
@@ -28,14 +37,22 @@ def choose_objects(
 
 
 def train_step(
-    model: Sam, scenes: list[SceneTensors], config: TrainConfig, generator: torch.Generator
+    model: Sam,
+    scenes: list[SceneTensors],
+    config: TrainConfig,
+    generator: torch.Generator,
+    step: int = 0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Forward pass of one step: returns the loss and metrics (IoU after each click)."""
+    bce = step < config.bce_warmup_steps
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if config.bf16 else nullcontext()
     size = model.image_size
     images = torch.cat([model.preprocess(s.image[None].float()) for s in scenes])
-    picks = [choose_objects(s, config.prompts_per_image, config.small_object_power, generator)
-             for s in scenes]  # fmt: skip
+    min_area = config.warmup_min_area if bce else 1
+    picks = [
+        choose_objects(s, config.prompts_per_image, config.small_object_power, generator, min_area)
+        for s in scenes
+    ]
     image_index = torch.cat([torch.full((len(p),), i) for i, p in enumerate(picks)])
     targets = torch.cat([s.masks[p] for s, p in zip(scenes, picks, strict=True)])
     gt_boxes = torch.cat([s.boxes[p] for s, p in zip(scenes, picks, strict=True)])
@@ -80,7 +97,7 @@ def train_step(
             logits = logits.float()
             loss, _ = segmentation_loss(
                 logits, iou.float(), targets_f[idx], config.focal_weight,
-                config.dice_weight, config.iou_weight,
+                config.dice_weight, config.iou_weight, bce,
             )  # fmt: skip
             total = total + loss * (len(idx) / count)
             pick = iou.float().argmax(1)  # as a user would: the best-scored mask

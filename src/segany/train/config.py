@@ -19,6 +19,7 @@ class TrainConfig:
     the IoU head. For the first ``bce_warmup_steps`` plain BCE replaces the focal term and
     only objects of at least ``warmup_min_area`` low-res pixels are prompted: from the
     start on all objects, small models collapse to empty masks (docs/training.md).
+    Corrective clicks start at ``clicks_from_step``, once single prompts work.
     """
 
     model: str = "segany_shapes"
@@ -26,6 +27,7 @@ class TrainConfig:
     images_per_step: int = 4
     prompts_per_image: int = 16
     clicks: int = 2
+    clicks_from_step: int = 600
     box_fraction: float = 0.5
     centre_fraction: float = 0.2
     box_noise: float = 0.1
@@ -33,10 +35,10 @@ class TrainConfig:
     small_object_power: float = 0.3
     lr: float = 8e-4
     weight_decay: float = 0.1
-    warmup_steps: int = 250
+    warmup_steps: int = 100
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
-    bce_warmup_steps: int = 300
+    bce_warmup_steps: int = 1200
     warmup_min_area: int = 64
     focal_weight: float = 20.0
     dice_weight: float = 1.0

@@ -45,6 +45,7 @@ def train_step(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Forward pass of one step: returns the loss and metrics (IoU after each click)."""
     bce = step < config.bce_warmup_steps
+    clicks = config.clicks if step >= config.clicks_from_step else 0
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if config.bf16 else nullcontext()
     size = model.image_size
     images = torch.cat([model.preprocess(s.image[None].float()) for s in scenes])
@@ -75,7 +76,7 @@ def train_step(
     total = torch.zeros(())
     metrics: dict[str, float] = {}
     mask_input: torch.Tensor | None = None
-    for it in range(config.clicks + 1):
+    for it in range(clicks + 1):
         chosen = torch.zeros((count, 1, *targets.shape[-2:]))
         for group in (is_box, ~is_box):
             idx = group.nonzero()[:, 0]
@@ -104,9 +105,9 @@ def train_step(
             chosen[idx] = logits[torch.arange(len(idx)), pick][:, None].detach()
         with torch.no_grad():
             metrics[f"iou_click{it}"] = float(mask_iou(chosen[:, 0], targets_f).mean())
-        if it < config.clicks:
+        if it < clicks:
             new_points, new_labels = corrective_points(chosen[:, 0] > 0, targets, scale, generator)
             coords = torch.cat([coords, new_points[:, None]], dim=1)
             labels = torch.cat([labels, new_labels[:, None]], dim=1)
             mask_input = chosen
-    return total / (config.clicks + 1), metrics
+    return total / (clicks + 1), metrics

@@ -164,7 +164,7 @@ def test_aliases_and_registry() -> None:
     names = [s.name for s in segany.list_models()]
     assert names[:4] == ["sam_vit_b", "sam_vit_l", "sam_vit_h", "mobile_sam"]
     assert segany.get_spec("sam_vit_h").num_params == 641_090_608
-    for spec in segany.list_models():
+    for spec in segany.list_models()[:4]:  # the official models: published, pinned weights
         assert spec.weights is not None and len(spec.weights.sha256 or "") == 64
     with pytest.raises(ValueError, match="already registered"):
         registry.register_model(segany.get_spec("sam_vit_b"))

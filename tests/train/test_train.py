@@ -16,7 +16,7 @@ from tests.test_loading import TINY
 
 FAST = TrainConfig(
     steps=24, images_per_step=2, prompts_per_image=6, clicks=1, warmup_steps=4, lr=2e-3,
-    checkpoint_every=8, log_every=4, bf16=False, bce_warmup_steps=12, clicks_from_step=6,
+    checkpoint_every=8, log_every=4, bf16=False, bce_warmup_steps=0, clicks_from_step=6,
 )  # fmt: skip
 
 

@@ -126,8 +126,10 @@ class _RangeHandler(BaseHTTPRequestHandler):
         if state.truncate_after is not None:
             body = body[: state.truncate_after]
             self.close_connection = True
-        self.wfile.write(body)
+        # Recorded before writing: the client may finish reading (and the test check the
+        # log) before this thread runs again after the write.
         log.body_bytes_sent = len(body)
+        self.wfile.write(body)
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ The public API::
 """
 
 from .errors import CheckpointError, DownloadError, InputError, SegAnyError
+from .everything import MaskGenerator
 from .loading import load_model
 from .predictor import Prediction, Predictor
 from .registry import get_spec, list_models
@@ -21,6 +22,7 @@ __all__ = [
     "CheckpointError",
     "DownloadError",
     "InputError",
+    "MaskGenerator",
     "Prediction",
     "Predictor",
     "SegAnyError",

@@ -197,21 +197,40 @@ class Predictor:
           masks BxCxHxW (bool, or logits), iou predictions BxC, low-res logits BxCxhxw.
         """
         current = self._require_image()
+        low_res, iou = self.predict_low_res(
+            point_coords, point_labels, boxes, mask_input, multimask_output
+        )
+        masks = self.model.postprocess_masks(low_res, current.input_size, current.original_size)
+        if not return_logits:
+            masks = masks > self.model.mask_threshold
+        return masks, iou, low_res
+
+    @torch.inference_mode()
+    def predict_low_res(
+        self,
+        point_coords: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's output alone, before upsampling (prompts as in :meth:`predict_torch`).
+
+        Returns:
+          low-res logits BxCxhxw and predicted IoU BxC.
+        """
+        current = self._require_image()
         points = None
         if point_coords is not None and point_labels is not None:
             points = (point_coords, point_labels)
         sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
-        low_res, iou = self.model.mask_decoder(
+        return self.model.mask_decoder(
             image_embeddings=current.features,
             image_pe=self.model.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask_output,
         )
-        masks = self.model.postprocess_masks(low_res, current.input_size, current.original_size)
-        if not return_logits:
-            masks = masks > self.model.mask_threshold
-        return masks, iou, low_res
 
 
 def _image_key(image: np.ndarray) -> str:

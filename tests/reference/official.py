@@ -14,6 +14,23 @@ import torch
 from segany.models import SamConfig, TinyViTConfig, ViTConfig, build_sam
 from tests.helpers import randomize_state_dict
 
+# A small custom ViT SAM that the official classes can also express (fast reference tests).
+SMALL_VIT = SamConfig(
+    encoder=ViTConfig(
+        img_size=256,
+        embed_dim=64,
+        depth=3,
+        num_heads=2,
+        window_size=5,
+        global_attn_indexes=(1,),
+        out_chans=64,
+    ),
+    prompt_embed_dim=64,
+    decoder_num_heads=4,
+    decoder_mlp_dim=256,
+    iou_head_hidden_dim=64,
+)
+
 
 def official_tiny_vit(config: TinyViTConfig) -> torch.nn.Module:
     """The official MobileSAM encoder with the arguments of ``build_sam_vit_t``."""

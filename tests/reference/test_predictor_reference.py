@@ -13,26 +13,11 @@ import pytest
 import torch
 
 import segany
-from segany.models import SamConfig, TinyViTConfig, ViTConfig
-from tests.reference.official import official_sam, random_checkpoint
+from segany.models import TinyViTConfig
+from tests.reference.official import SMALL_VIT, official_sam, random_checkpoint
 
 torch.set_num_threads(2)
 
-SMALL_VIT = SamConfig(
-    encoder=ViTConfig(
-        img_size=256,
-        embed_dim=64,
-        depth=3,
-        num_heads=2,
-        window_size=5,
-        global_attn_indexes=(1,),
-        out_chans=64,
-    ),
-    prompt_embed_dim=64,
-    decoder_num_heads=4,
-    decoder_mlp_dim=256,
-    iou_head_hidden_dim=64,
-)
 CONFIGS = {
     "small_vit": SMALL_VIT,
     "sam_vit_b": segany.get_spec("sam_vit_b").config,

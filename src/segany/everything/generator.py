@@ -1,0 +1,389 @@
+"""SegEvery: masks for everything in an image, from a grid of point prompts.
+
+:class:`MaskGenerator` takes the options of the official ``SamAutomaticMaskGenerator``
+(same names, defaults and order) and returns the same records, computed with less memory:
+
+* the predicted-IoU filter runs on the decoder's low-resolution output, before any mask is
+  upsampled (it does not depend on the mask, so the survivors are the same);
+* the survivors are upsampled, scored for stability, thresholded, boxed and run-length
+  encoded in chunks of at most ``chunk_pixels`` full-resolution pixels, so a batch never
+  holds ``points_per_batch x 3`` full-resolution float masks at once;
+* between batches and crops only RLE counts (NumPy arrays) and a few numbers per mask are
+  kept; masks are decoded again only for ``min_mask_region_area`` and ``binary_mask``
+  output, one at a time.
+
+The image goes through a :class:`~segany.Predictor` (``set_image`` per crop, with its
+embedding cache); prompts are decoded as ``Predictor.predict_torch`` does, but the
+upsampling is left to the chunks above. The tests check the records against the official
+generator's on the same weights (``tests/everything/test_parity.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image
+
+from segany.data.images import load_image
+from segany.data.rle import encode_counts
+from segany.errors import InputError
+from segany.models.sam import Sam
+from segany.predictor import Predictor
+
+from .candidates import Candidates
+from .grid import build_all_layer_point_grids, crop_boxes_for_image
+from .masks import (
+    Counts,
+    box_xyxy_to_xywh,
+    counts_area,
+    counts_to_mask,
+    is_box_near_crop_edge,
+    masks_to_boxes,
+    masks_to_rle_counts,
+    nms,
+    stability_score,
+    uncrop_boxes,
+    uncrop_points,
+)
+from .regions import remove_small_regions
+
+__all__ = ["OUTPUT_MODES", "MaskGenerator"]
+
+OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+
+
+class MaskGenerator:
+    """Automatic mask generation: prompt SAM with a grid of points and keep the good masks.
+
+    Arguments (names, defaults and meaning as the official ``SamAutomaticMaskGenerator``):
+      model (Sam | Predictor): the model, or a :class:`~segany.Predictor` to share its
+        embedding cache.
+      points_per_side (int | None): grid of ``n x n`` points on each crop; ``None`` when
+        ``point_grids`` is given.
+      points_per_batch (int): points decoded per decoder call.
+      pred_iou_thresh (float): keep masks whose predicted IoU is ``>`` this (0 disables).
+      stability_score_thresh (float): keep masks whose stability is ``>=`` this (0 disables).
+      stability_score_offset (float): shift of the logit cutoff for the stability score.
+      box_nms_thresh (float): box IoU above which NMS drops duplicates within a crop.
+      crop_n_layers (int): crop layers after the whole image; layer i has ``(2^i)^2`` crops.
+      crop_nms_thresh (float): box IoU above which NMS drops duplicates between crops
+        (masks from smaller crops win).
+      crop_overlap_ratio (float): overlap of layer 1's crops as a fraction of the short side.
+      crop_n_points_downscale_factor (int): layer i has ``points_per_side / factor^i``
+        points per side.
+      point_grids (list[np.ndarray] | None): explicit ``Nx2`` grids in ``[0, 1]``, one per
+        layer (exclusive with ``points_per_side``).
+      min_mask_region_area (int): if > 0, fill holes and remove islands smaller than this,
+        then run NMS again.
+      output_mode (str): ``"binary_mask"`` (HxW bool), ``"uncompressed_rle"`` (counts list)
+        or ``"coco_rle"`` (compressed counts string).
+      decoder_batch_size (int): keyword-only, not in the official API: prompts per decoder
+        call within a batch. Results do not depend on it; on a CPU small calls are fastest
+        (about 2x faster per prompt at 4 than at 64 with MobileSAM).
+      chunk_pixels (int): keyword-only, not in the official API: how many mask pixels are
+        upsampled at once, counting per mask the model's square input frame (1024^2) and
+        the crop; float logits take 4 bytes per pixel of it (64 MiB at the default),
+        masks and stability cut-offs a few bytes more.
+    """
+
+    def __init__(
+        self,
+        model: Sam | Predictor,
+        points_per_side: int | None = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        point_grids: Sequence[npt.ArrayLike] | None = None,
+        min_mask_region_area: int = 0,
+        output_mode: str = "binary_mask",
+        *,
+        decoder_batch_size: int = 4,
+        chunk_pixels: int = 1 << 24,
+    ) -> None:
+        if isinstance(model, Predictor):
+            self.predictor = model
+        elif isinstance(model, Sam):
+            self.predictor = Predictor(model)
+        else:
+            raise InputError(f"MaskGenerator needs a segany Sam or Predictor; got {type(model)}")
+        _check_int("points_per_batch", points_per_batch, 1)
+        _check_int("crop_n_layers", crop_n_layers, 0)
+        _check_int("crop_n_points_downscale_factor", crop_n_points_downscale_factor, 1)
+        _check_int("min_mask_region_area", min_mask_region_area, 0)
+        _check_int("decoder_batch_size", decoder_batch_size, 1)
+        _check_int("chunk_pixels", chunk_pixels, 1)
+        for name, value in (
+            ("pred_iou_thresh", pred_iou_thresh),
+            ("stability_score_thresh", stability_score_thresh),
+            ("stability_score_offset", stability_score_offset),
+            ("box_nms_thresh", box_nms_thresh),
+            ("crop_nms_thresh", crop_nms_thresh),
+        ):
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise InputError(f"{name} must be a finite number; got {value!r}")
+        if not 0 <= crop_overlap_ratio < 1:
+            raise InputError(f"crop_overlap_ratio must be in [0, 1); got {crop_overlap_ratio}")
+        if output_mode not in OUTPUT_MODES:
+            raise InputError(f"output_mode must be one of {OUTPUT_MODES}; got {output_mode!r}")
+        self.point_grids = _point_grids(
+            points_per_side, point_grids, crop_n_layers, crop_n_points_downscale_factor
+        )
+        self.points_per_batch = points_per_batch
+        self.pred_iou_thresh = float(pred_iou_thresh)
+        self.stability_score_thresh = float(stability_score_thresh)
+        self.stability_score_offset = float(stability_score_offset)
+        self.box_nms_thresh = float(box_nms_thresh)
+        self.crop_n_layers = crop_n_layers
+        self.crop_nms_thresh = float(crop_nms_thresh)
+        self.crop_overlap_ratio = float(crop_overlap_ratio)
+        self.crop_n_points_downscale_factor = crop_n_points_downscale_factor
+        self.min_mask_region_area = min_mask_region_area
+        self.output_mode = output_mode
+        self.decoder_batch_size = decoder_batch_size
+        self.chunk_pixels = chunk_pixels
+
+    @property
+    def model(self) -> Sam:
+        return self.predictor.model
+
+    # ------------------------------------------------------------------ public
+    @torch.inference_mode()
+    def generate(self, image: np.ndarray | Image.Image | str | Path) -> list[dict[str, Any]]:
+        """Masks for everything in ``image`` (HxWx3 uint8 RGB array, PIL image or path).
+
+        Returns:
+          One dict per mask, in the official order and format:
+            ``segmentation`` (HxW bool array or RLE dict, see ``output_mode``), ``area``
+            (int), ``bbox`` (XYWH ints, ``w = x1 - x0`` of the inclusive box),
+            ``predicted_iou`` (float), ``point_coords`` (``[[x, y]]``), ``stability_score``
+            (float), ``crop_box`` (XYWH ints).
+        """
+        array = load_image(image)
+        size = (int(array.shape[0]), int(array.shape[1]))
+        kept = self._generate_candidates(array, size)
+        if self.min_mask_region_area > 0 and len(kept):
+            kept = self._remove_small_regions(kept, size)
+        return [self._record(kept, i, size) for i in range(len(kept))]
+
+    # -------------------------------------------------------------- pipeline
+    def _generate_candidates(self, image: np.ndarray, size: tuple[int, int]) -> Candidates:
+        crop_boxes, layers = crop_boxes_for_image(size, self.crop_n_layers, self.crop_overlap_ratio)
+        kept = Candidates.concat(
+            [
+                self._process_crop(image, box, layer, size)
+                for box, layer in zip(crop_boxes, layers, strict=True)
+                if box[2] > box[0] and box[3] > box[1]  # tiny images can give empty crops
+            ]
+        )
+        if len(crop_boxes) > 1 and len(kept):
+            crops = kept.crop_boxes
+            scores = 1 / ((crops[:, 2] - crops[:, 0]) * (crops[:, 3] - crops[:, 1]))
+            kept = kept.select(nms(kept.boxes, scores, self.crop_nms_thresh))
+        return kept
+
+    def _process_crop(
+        self, image: np.ndarray, crop_box: list[int], layer: int, size: tuple[int, int]
+    ) -> Candidates:
+        x0, y0, x1, y1 = crop_box
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        crop_size = (y1 - y0, x1 - x0)
+        self.predictor.set_image(crop)
+        points = self.point_grids[layer] * np.array(crop_size)[None, ::-1]
+        parts = [
+            self._process_batch(points[start : start + self.points_per_batch], crop_box, size)
+            for start in range(0, len(points), self.points_per_batch)
+        ]
+        self.predictor.reset_image()
+        found = Candidates.concat(parts)
+        found = found.select(nms(found.boxes, found.iou_preds, self.box_nms_thresh))
+        found.boxes = uncrop_boxes(found.boxes, crop_box)
+        found.points = uncrop_points(found.points, crop_box)
+        found.crop_boxes = torch.tensor([crop_box], dtype=torch.int64).expand(len(found), 4)
+        return found
+
+    def _process_batch(
+        self, points: np.ndarray, crop_box: list[int], size: tuple[int, int]
+    ) -> Candidates:
+        """Decode ``Bx2`` points (crop frame) and keep the masks that pass every filter.
+
+        Boxes stay in the crop's frame (for the within-crop NMS); RLEs are of whole-image
+        masks.
+        """
+        low_res, iou_preds = self._decode(points)  # (3B)xhxw logits, 3B scores
+        repeats = len(iou_preds) // len(points)
+        point_of = np.repeat(points, repeats, axis=0)
+        chosen = torch.arange(len(iou_preds))
+        if self.pred_iou_thresh > 0.0:
+            chosen = torch.nonzero(iou_preds > self.pred_iou_thresh).flatten()
+        crop_h, crop_w = crop_box[3] - crop_box[1], crop_box[2] - crop_box[0]
+        image_size = self.model.image_size
+        per_mask = image_size * image_size + crop_h * crop_w
+        chunk = max(3, self.chunk_pixels // per_mask // 3 * 3)
+        parts = []
+        for start in range(0, len(chosen), chunk):
+            index = chosen[start : start + chunk]
+            parts.append(
+                self._filter_chunk(low_res[index], index, iou_preds, point_of, crop_box, size)
+            )
+        return Candidates.concat(parts)
+
+    def _decode(self, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bx2 points in the current crop -> (3B)xhxw low-res logits and 3B predicted IoU.
+
+        ``Predictor.predict_low_res`` (no upsampling to full resolution): one
+        positive point per prompt, three masks per point, flattened point-major; the
+        decoder runs on ``decoder_batch_size`` prompts at a time.
+        """
+        predictor, model = self.predictor, self.model
+        coords = predictor.transform.apply_coords(points, predictor.original_size)
+        all_points = torch.as_tensor(coords, device=model.device)[:, None, :]
+        logits, scores = [], []
+        for start in range(0, len(all_points), self.decoder_batch_size):
+            in_points = all_points[start : start + self.decoder_batch_size]
+            in_labels = torch.ones(in_points.shape[:2], dtype=torch.int, device=model.device)
+            low_res, iou_preds = predictor.predict_low_res(in_points, in_labels)
+            logits.append(low_res.flatten(0, 1))
+            scores.append(iou_preds.flatten(0, 1).float())
+        return torch.cat(logits), torch.cat(scores)
+
+    def _upsample(self, low_res: torch.Tensor) -> torch.Tensor:
+        """Kxhxw low-res logits -> KxHxW logits at the current crop's size.
+
+        Masks go through the model's postprocessing in groups of three, the shape the
+        decoder's multimask output has: PyTorch's bilinear kernel takes a different
+        (equally valid, but not bit-identical) path for other channel counts.
+        """
+        count = low_res.shape[0]
+        pad = -count % 3
+        if pad:
+            low_res = torch.cat([low_res, low_res.new_zeros((pad, *low_res.shape[1:]))])
+        grouped = low_res.reshape(-1, 3, *low_res.shape[1:])
+        full = self.model.postprocess_masks(
+            grouped, self.predictor.input_size, self.predictor.original_size
+        )
+        return full.flatten(0, 1)[:count]
+
+    def _filter_chunk(
+        self,
+        low_res: torch.Tensor,
+        index: torch.Tensor,
+        iou_preds: torch.Tensor,
+        point_of: np.ndarray,
+        crop_box: list[int],
+        size: tuple[int, int],
+    ) -> Candidates:
+        """Upsample one chunk, filter it by stability and crop edges, encode the survivors."""
+        logits = self._upsample(low_res)
+        threshold = self.model.mask_threshold
+        stability = stability_score(logits, threshold, self.stability_score_offset)
+        masks = logits > threshold
+        del logits
+        if self.stability_score_thresh > 0.0:
+            stable = torch.nonzero(stability >= self.stability_score_thresh).flatten()
+            masks, stability, index = masks[stable], stability[stable], index[stable]
+        boxes = masks_to_boxes(masks)
+        height, width = size
+        inside = torch.nonzero(~is_box_near_crop_edge(boxes, crop_box, [0, 0, width, height]))
+        inside = inside.flatten()
+        masks, boxes = masks[inside], boxes[inside]
+        stability, index = stability[inside], index[inside]
+        return Candidates(
+            rles=masks_to_rle_counts(masks, crop_box, size),
+            boxes=boxes.cpu(),
+            iou_preds=iou_preds[index].cpu(),
+            stability=stability.cpu(),
+            points=point_of[index.cpu().numpy()],
+            crop_boxes=torch.zeros((len(index), 4), dtype=torch.int64),
+        )
+
+    def _remove_small_regions(self, kept: Candidates, size: tuple[int, int]) -> Candidates:
+        """Fill small holes, drop small islands, then NMS again preferring unchanged masks.
+
+        Masks are decoded one at a time; a changed mask's new RLE and box replace the old
+        ones only if it survives the NMS (boxes of unchanged masks are kept as they were).
+        """
+        area = self.min_mask_region_area
+        new_rles: dict[int, Counts] = {}
+        new_boxes = torch.zeros((len(kept), 4), dtype=torch.int64)
+        unchanged = torch.zeros(len(kept), dtype=torch.float32)
+        whole = [0, 0, size[1], size[0]]
+        for i, counts in enumerate(kept.rles):
+            mask = counts_to_mask(counts, size)
+            mask, filled = remove_small_regions(mask, area, "holes")
+            mask, dropped = remove_small_regions(mask, area, "islands")
+            tensor = torch.from_numpy(mask)[None]
+            new_boxes[i] = masks_to_boxes(tensor)[0]
+            if filled or dropped:
+                new_rles[i] = masks_to_rle_counts(tensor, whole, size)[0]
+            else:
+                unchanged[i] = 1.0
+        keep = nms(new_boxes, unchanged, max(self.box_nms_thresh, self.crop_nms_thresh))
+        for i in keep.tolist():
+            if i in new_rles:
+                kept.rles[i] = new_rles[i]
+                kept.boxes[i] = new_boxes[i]
+        return kept.select(keep)
+
+    # ---------------------------------------------------------------- output
+    def _record(self, kept: Candidates, i: int, size: tuple[int, int]) -> dict[str, Any]:
+        counts = kept.rles[i]
+        segmentation: Any
+        if self.output_mode == "binary_mask":
+            segmentation = counts_to_mask(counts, size)
+        elif self.output_mode == "coco_rle":
+            segmentation = {"size": list(size), "counts": encode_counts(counts.tolist())}
+        else:
+            segmentation = {"size": list(size), "counts": counts.tolist()}
+        return {
+            "segmentation": segmentation,
+            "area": counts_area(counts),
+            "bbox": box_xyxy_to_xywh(kept.boxes[i].tolist()),
+            "predicted_iou": float(kept.iou_preds[i]),
+            "point_coords": [[float(v) for v in kept.points[i]]],
+            "stability_score": float(kept.stability[i]),
+            "crop_box": box_xyxy_to_xywh(kept.crop_boxes[i].tolist()),
+        }
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}; got {value!r}")
+
+
+def _point_grids(
+    points_per_side: int | None,
+    point_grids: Sequence[npt.ArrayLike] | None,
+    crop_n_layers: int,
+    downscale: int,
+) -> list[np.ndarray]:
+    """The point grid of every crop layer, from ``points_per_side`` or explicit grids."""
+    if (points_per_side is None) == (point_grids is None):
+        raise InputError("give exactly one of points_per_side and point_grids")
+    if points_per_side is not None:
+        _check_int("points_per_side", points_per_side, 1)
+        return build_all_layer_point_grids(int(points_per_side), crop_n_layers, downscale)
+    assert point_grids is not None
+    grids = [np.asarray(grid, dtype=np.float64) for grid in point_grids]
+    if len(grids) < crop_n_layers + 1:
+        raise InputError(
+            f"point_grids has {len(grids)} grids but crop_n_layers={crop_n_layers} needs "
+            f"{crop_n_layers + 1} (one per layer, layer 0 = the whole image)"
+        )
+    for layer, grid in enumerate(grids):
+        if grid.ndim != 2 or grid.shape[1] != 2 or len(grid) == 0:
+            raise InputError(f"point_grids[{layer}] must be Nx2 with N >= 1; got {grid.shape}")
+        if not np.all((grid >= 0) & (grid <= 1)):
+            raise InputError(f"point_grids[{layer}] must be normalised to [0, 1]")
+    return grids

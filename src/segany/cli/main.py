@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import Any, NoReturn
 
 from segany.cli import eval as eval_command
-from segany.cli import models, segment, train
+from segany.cli import everything, models, segment, train
 from segany.errors import SegAnyError
 
 __all__ = ["build_parser", "main"]
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         title="commands", dest="command", metavar="COMMAND", required=True
     )
     segment.register(commands)
+    everything.register(commands)
     models.register(commands)
     train.register(commands)
     eval_command.register(commands)

@@ -44,6 +44,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--checkpoint-every", type=_positive_int, default=200)
     parser.add_argument("--fp32", action="store_true", help="train in fp32 (default: bf16)")
     parser.add_argument("--config", type=Path, help="JSON file of further training settings")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="start from these weights (e.g. the bundled model) instead of random",
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
     group.add_argument("--overwrite", action="store_true", help="start OUT afresh")
@@ -76,8 +81,18 @@ def run(args: argparse.Namespace) -> int:
         bf16=not args.fp32,
     )
     config = TrainConfig.from_dict(settings)
+    model = None
+    if args.init is not None:
+        import segany
+
+        model = segany.load_model(args.model, checkpoint=args.init)
     result = train(
-        config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
+        config,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        model=model,
     )
     print(json.dumps(result, indent=2))
     return 0

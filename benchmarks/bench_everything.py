@@ -1,0 +1,120 @@
+"""SegEvery side by side: segany MaskGenerator vs the official SamAutomaticMaskGenerator.
+
+Both load ONE MobileSAM checkpoint: random weights edited so that the decoder draws blob
+masks around each point (tests/everything/structured.py), so the filters keep real masks
+and the outputs can be compared mask by mask. Two measurements:
+
+    speed   512x512 image, default options (32x32 points): end-to-end seconds, both sides,
+            and whether the outputs are the same (count, IoU of matched masks)
+    memory  one generator on a large image in a fresh process: peak resident memory
+
+    .venv/bin/python benchmarks/bench_everything.py speed
+    .venv/bin/python benchmarks/bench_everything.py memory --side ours --size 3000x4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.everything.structured import blob_models, scene  # noqa: E402
+
+import segany  # noqa: E402
+
+
+def _models() -> tuple[torch.nn.Module, segany.models.Sam]:
+    config = segany.get_spec("mobile_sam").config
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return blob_models(config, Path(tmp) / "blob.pth")
+
+
+def _official_generator(model: torch.nn.Module, **options: object) -> object:
+    from mobile_sam import SamAutomaticMaskGenerator  # type: ignore[import-untyped]
+
+    return SamAutomaticMaskGenerator(model, **options)
+
+
+def _match(ours: list[dict], official: list[dict]) -> tuple[int, int, float]:
+    """(our count, official count, lowest IoU of the best match of each official mask)."""
+    worst = 1.0
+    ours_masks = [r["segmentation"] for r in ours]
+    for record in official:
+        ref = record["segmentation"]
+        best = 0.0
+        for mask in ours_masks:
+            union = np.logical_or(mask, ref).sum()
+            best = max(best, float(np.logical_and(mask, ref).sum() / union) if union else 1.0)
+        worst = min(worst, best)
+    return len(ours), len(official), worst
+
+
+def speed(repeats: int) -> None:
+    official_model, ours_model = _models()
+    image = scene(512, 512, seed=3)
+    official = _official_generator(official_model)
+    ours = segany.MaskGenerator(ours_model)
+    times: dict[str, list[float]] = {"official": [], "segany": []}
+    for _ in range(repeats):
+        for name, gen in (("official", official), ("segany", ours)):
+            start = time.perf_counter()
+            with torch.inference_mode():
+                out = gen.generate(image)  # type: ignore[attr-defined]
+            times[name].append(time.perf_counter() - start)
+            if name == "official":
+                ref = out
+            else:
+                got = out
+    n_ours, n_ref, worst = _match(got, ref)
+    off, us = float(np.median(times["official"])), float(np.median(times["segany"]))
+    print(f"| 512x512, 32x32 points, MobileSAM | {off:.1f} s | {us:.1f} s | {off / us:.2f}x |"
+          f" {n_ours} vs {n_ref} masks, worst matched IoU {worst:.4f} |")  # fmt: skip
+
+
+def memory(side: str, size: str, points: int) -> None:
+    height, width = (int(v) for v in size.split("x"))
+    official_model, ours_model = _models()
+    image = scene(height, width, seed=5)
+    gen = (
+        _official_generator(official_model, points_per_side=points)
+        if side == "official"
+        else segany.MaskGenerator(ours_model, points_per_side=points)
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    with torch.inference_mode():
+        records = gen.generate(image)  # type: ignore[attr-defined]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"| {side} | {height}x{width} | {points}x{points} | {len(records)} masks | "
+          f"peak RSS {peak:,.0f} MB (before generate {before:,.0f} MB) | "
+          f"{time.perf_counter() - start:.0f} s |")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("speed", "memory"))
+    parser.add_argument("--side", choices=("ours", "official"), default="ours")
+    parser.add_argument("--size", default="3000x4000", help="HxW for the memory run")
+    parser.add_argument("--points", type=int, default=8, help="points per side (memory run)")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    if args.what == "speed":
+        speed(args.repeats)
+    else:
+        memory(args.side, args.size, args.points)
+
+
+if __name__ == "__main__":
+    main()

@@ -32,12 +32,15 @@ from tests.everything.structured import blob_models, scene  # noqa: E402
 
 import segany  # noqa: E402
 
+BLOB = Path(tempfile.gettempdir()) / "segany_bench_blob_mobile_sam.pth"
+
 
 def _models() -> tuple[torch.nn.Module, segany.models.Sam]:
+    """Both models from the blob checkpoint (created once, kept in the temp folder)."""
     config = segany.get_spec("mobile_sam").config
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return blob_models(config, Path(tmp) / "blob.pth")
+        return blob_models(config, BLOB)
 
 
 def _official_generator(model: torch.nn.Module, **options: object) -> object:
@@ -82,15 +85,29 @@ def speed(repeats: int) -> None:
           f" {n_ours} vs {n_ref} masks, worst matched IoU {worst:.4f} |")  # fmt: skip
 
 
-def memory(side: str, size: str, points: int) -> None:
+def memory(side: str, size: str, points: int, keep_all: bool, rle: bool) -> None:
     height, width = (int(v) for v in size.split("x"))
-    official_model, ours_model = _models()
-    image = scene(height, width, seed=5)
-    gen = (
-        _official_generator(official_model, points_per_side=points)
-        if side == "official"
-        else segany.MaskGenerator(ours_model, points_per_side=points)
-    )
+    if not BLOB.exists():
+        _models()  # creates the checkpoint; measure in a fresh process next time
+        print(f"created {BLOB}; run again to measure")
+        return
+    tile = scene(height // 4, width // 4, seed=5)  # tiled: generating 12 MP costs memory itself
+    image = np.ascontiguousarray(np.tile(tile, (4, 4, 1)))
+    # keep_all: no IoU/stability filter, so every candidate is upsampled to full size
+    options: dict[str, object] = {}
+    if keep_all:
+        options.update(pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    if rle:  # the output itself: 187 binary 12 MP masks are 2.2 GB as bool arrays
+        options.update(output_mode="coco_rle")
+    if side == "official":
+        from mobile_sam import sam_model_registry  # type: ignore[import-untyped]
+
+        official = sam_model_registry["vit_t"]()
+        official.load_state_dict(torch.load(BLOB, weights_only=True))
+        gen = _official_generator(official.eval(), points_per_side=points, **options)
+    else:
+        model = segany.load_model(checkpoint=BLOB)
+        gen = segany.MaskGenerator(model, points_per_side=points, **options)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     with torch.inference_mode():
@@ -108,12 +125,14 @@ def main() -> None:
     parser.add_argument("--size", default="3000x4000", help="HxW for the memory run")
     parser.add_argument("--points", type=int, default=8, help="points per side (memory run)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--keep-all", action="store_true", help="memory run without filters")
+    parser.add_argument("--rle", action="store_true", help="output_mode coco_rle (memory run)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.what == "speed":
         speed(args.repeats)
     else:
-        memory(args.side, args.size, args.points)
+        memory(args.side, args.size, args.points, args.keep_all, args.rle)
 
 
 if __name__ == "__main__":

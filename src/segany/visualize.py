@@ -6,10 +6,8 @@ matplotlib nor OpenCV.
 
 from __future__ import annotations
 
-import contextlib
+import io
 import math
-import os
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from segany.data.images import load_image
 from segany.errors import InputError
+from segany.fileio import write_atomic
 
 __all__ = ["PALETTE", "overlay_masks", "save_png"]
 
@@ -133,20 +132,9 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
         InputError: The array has an unsupported dtype or shape.
         OSError: The file cannot be written.
     """
-    pil = _to_pil(np.asarray(array))
-    target = Path(path)
-    tmp, fd = _create_temp(target)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pil.save(handle, format="PNG")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return target
+    buffer = io.BytesIO()
+    _to_pil(np.asarray(array)).save(buffer, format="PNG")
+    return write_atomic(path, buffer.getvalue(), make_parents=False)
 
 
 def _to_pil(arr: np.ndarray) -> Image.Image:
@@ -165,22 +153,6 @@ def _to_pil(arr: np.ndarray) -> Image.Image:
         "save_png expects an HxW bool mask or an HxW, HxWx3 or HxWx4 uint8 image, "
         f"got dtype {arr.dtype} and shape {arr.shape}."
     )
-
-
-def _create_temp(target: Path) -> tuple[Path, int]:
-    """Create a new, uniquely named file next to ``target``; return its path and descriptor.
-
-    The file is created with mode ``0o666`` filtered by the umask, like an ordinary new
-    file, so the final PNG gets the usual permissions.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return tmp, os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"Cannot create a temporary file next to {target}.")
 
 
 def _as_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:

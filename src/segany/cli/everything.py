@@ -16,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 import segany
+from segany.cli.common import add_model_arguments
 from segany.errors import CheckpointError, InputError
 from segany.everything import MaskGenerator
 from segany.everything.batch import FORMATS, Batch, expand_inputs, plan_items
@@ -69,13 +70,7 @@ def register(commands: Any) -> None:
         help="sa1b: one JSON per image (default); coco: one instances file; "
         "png: label map and overlay per image",
     )
-    parser.add_argument("--model", metavar="NAME", help="registered model (see 'segany models')")
-    parser.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        type=Path,
-        help="weights file; the architecture is --model or inferred from the file",
-    )
+    add_model_arguments(parser)
     for flag, dest, kind, text in _OPTIONS:
         parser.add_argument(flag, dest=dest, type=kind, default=None, metavar="N", help=text)
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 import segany
+from segany.cli.common import add_model_arguments
 from segany.data.images import load_image
 from segany.errors import CheckpointError, InputError
 from segany.visualize import overlay_masks, save_png
@@ -71,13 +72,7 @@ def register(commands: Any) -> None:
         metavar="X0,Y0,X1,Y1",
         help="box prompt, corners in pixels; repeatable",
     )
-    parser.add_argument("--model", metavar="NAME", help="registered model (see 'segany models')")
-    parser.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        type=Path,
-        help="weights file; the architecture is --model or inferred from the file",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--single-mask",
         action="store_true",

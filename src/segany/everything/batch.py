@@ -34,7 +34,6 @@ import glob
 import io
 import json
 import os
-import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from PIL import Image
 
 from segany.data.images import load_image
 from segany.errors import InputError, SegAnyError
+from segany.fileio import write_atomic
 
 from .exports import coco_instances, label_map, overlay, sa1b_dict
 
@@ -250,7 +250,7 @@ class Batch:
         if self.fmt != "coco":
             return None
         done = [data for data in map(self.load_done, self.items) if data is not None]
-        _write_bytes(self.coco_path, _json_bytes(coco_instances(done)))
+        write_atomic(self.coco_path, _json_bytes(coco_instances(done)))
         return self.coco_path
 
     def _process(self, item: BatchItem, generate: Generate) -> Outcome:
@@ -279,8 +279,8 @@ class Batch:
         except SegAnyError as exc:
             return Outcome(item, "failed", error=_one_line(str(exc) or type(exc).__name__))
         for path, payload in pngs:
-            _write_bytes(path, payload)
-        _write_bytes(self.marker(item), _json_bytes(data))
+            write_atomic(path, payload)
+        write_atomic(self.marker(item), _json_bytes(data))
         return Outcome(item, "done", masks=len(data["annotations"]))
 
     def _remove_temp_files(self) -> None:
@@ -301,22 +301,6 @@ def _png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically: temporary file, fsync, :func:`os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def _folder_images(folder: Path) -> set[Path]:

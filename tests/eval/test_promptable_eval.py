@@ -47,4 +47,8 @@ def test_evaluate_and_summarize() -> None:
     assert table["all"]["objects"] == len(rows)
     assert sum(table[b]["objects"] for b in ("small", "medium", "large")) == len(rows)
     text = format_table(table)
-    assert text.splitlines()[0].startswith("| objects |") and "clicks_2" in text
+    header = text.splitlines()[0]
+    assert header.startswith("| size | objects | centre |") and "clicks_2" in header
+    assert [line.split("|")[1].strip() for line in text.splitlines()[2:]] == [
+        "all", "small", "medium", "large",
+    ]  # fmt: skip

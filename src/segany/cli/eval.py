@@ -38,7 +38,7 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
     """A Markdown table: one row per object-size bin, one column per prompt type."""
     clicks = sorted(k for k in table["all"] if k.startswith("clicks_"))
     columns = ["objects", *_COLUMNS, *clicks]
-    lines = ["| objects | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines = ["| size | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, entry in table.items():
         cells = []
         for column in columns:

@@ -25,8 +25,7 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +35,7 @@ from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from segany.errors import CheckpointError, DownloadError, InputError
+from segany.fileio import atomic_path
 
 __all__ = [
     "cache_dir",
@@ -479,20 +479,6 @@ def _prepare_for_safetensors(state_dict: Mapping[str, torch.Tensor]) -> dict[str
     return prepared
 
 
-@contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; on success fsync it and rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_state_dict_file(state_dict: Mapping[str, torch.Tensor], path: str | Path) -> Path:
     """Save ``state_dict`` to ``path`` atomically and return the path.
 
@@ -512,7 +498,7 @@ def save_state_dict_file(state_dict: Mapping[str, torch.Tensor], path: str | Pat
             raise InputError(
                 f"state_dict must map names to tensors; entry {key!r} is a {type(value).__name__}"
             )
-    with _atomic_target(path) as tmp:
+    with atomic_path(path) as tmp:
         if path.suffix.lower() == ".safetensors":
             tensors = _prepare_for_safetensors(state_dict)
             safetensors.torch.save_file(tensors, str(tmp), metadata={"format": "pt"})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 __all__ = ["register", "rows", "run"]
@@ -34,39 +33,25 @@ def run(args: argparse.Namespace) -> int:
 
 def rows() -> list[tuple[str, ...]]:
     """One table row of strings per registered model, in registry order."""
-    from segany import registry
+    from segany.loading import cached_path
+    from segany.registry import list_models
 
     table: list[tuple[str, ...]] = []
-    for entry in registry.list_models():
-        spec = registry.get_spec(entry) if isinstance(entry, str) else entry
-        weights = getattr(spec, "weights", None)
-        cached = _cached_path(spec)
+    for spec in list_models():
+        weights = spec.weights
+        cached = cached_path(spec)
         table.append(
             (
-                str(spec.name),
-                _format_count(getattr(spec, "num_params", None)),
-                str(getattr(spec, "encoder", "") or "-"),
-                _format_bytes(getattr(weights, "size", None)),
-                str(getattr(weights, "license", None) or "-"),
+                spec.name,
+                _format_count(spec.num_params),
+                spec.encoder,
+                _format_bytes(weights.size if weights else None),
+                weights.license if weights else "-",
                 "-" if weights is None else (f"yes ({cached})" if cached else "no"),
-                str(getattr(weights, "url", None) or "-"),
+                weights.url if weights else "-",
             )
         )
     return table
-
-
-def _cached_path(spec: Any) -> Path | None:
-    """Path of the spec's weights in the local cache, or ``None`` when not downloaded."""
-    from segany import loading, weights
-
-    if getattr(spec, "weights", None) is None:
-        return None
-    finder = getattr(loading, "cached_path", None) or getattr(weights, "cached_path", None)
-    if finder is not None:
-        found = finder(spec)
-        return Path(found) if found is not None else None
-    path = weights.cache_dir() / spec.weights.filename
-    return path if path.is_file() else None
 
 
 def _format_count(count: int | None) -> str:

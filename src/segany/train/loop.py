@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from tqdm import tqdm
 
 from ..data.scenes import TRAIN_BASE_SEED, SceneConfig, generate_scene, scene_seed
 from ..errors import CheckpointError, InputError
+from ..fileio import atomic_path
 from ..models.sam import Sam, build_sam
 from ..registry import get_spec
 from ..weights import save_state_dict_file
@@ -63,9 +63,8 @@ def step_scenes(step: int, config: TrainConfig, model: Sam) -> list[SceneTensors
 
 
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(

@@ -1,9 +1,10 @@
-"""segany demo: segment a generated scene from a click and from a box, write pictures.
+"""segany demo: segment a generated scene from a click, a box and "everything"; write pictures.
 
-Run with ``make demo``. Until the bundled trained model ships, the demo uses MobileSAM's
-architecture with *random* weights (no weights can be downloaded on our machines), so
-the masks show the pipeline working, not segmentation quality; it says so when it runs.
-Pass ``--checkpoint mobile_sam.pt`` (the official file) to see real masks.
+Run with ``make demo``. It uses the bundled ``segany_shapes`` model (segany's own small
+SAM, trained on the procedural scene generator; see docs/training.md) on a scene from the
+held-out evaluation seeds, and scores every answer against the scene's exact ground truth.
+Pass ``--checkpoint FILE`` to run another model (for example the official
+``mobile_sam.pt``) on the same scene.
 """
 
 from __future__ import annotations
@@ -17,69 +18,107 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import segany
+from segany.data.masks import interior_point
+from segany.data.scenes import EVAL_BASE_SEED, generate_scene, scene_seed
 from segany.visualize import overlay_masks, save_png
 
 
-def make_scene(width: int = 640, height: int = 480, seed: int = 0) -> np.ndarray:
-    """A simple picture: a textured background with a few filled shapes."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    background = np.stack([60 + xx * 60 // width, 80 + yy * 40 // height, 90 + 0 * xx], -1)
-    background = background + rng.integers(-12, 12, (height, width, 3))
-    image = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    draw.ellipse((80, 90, 280, 300), fill=(220, 70, 60))
-    draw.rectangle((340, 120, 560, 330), fill=(70, 160, 220))
-    draw.polygon([(200, 440), (320, 300), (440, 440)], fill=(240, 200, 60))
-    return np.asarray(image)
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def panel(images: list[np.ndarray], titles: list[str]) -> np.ndarray:
+    """Images side by side, each with a caption strip above it."""
+    height = max(im.shape[0] for im in images)
+    strip = 22
+    width = sum(im.shape[1] for im in images) + 8 * (len(images) - 1)
+    canvas = Image.new("RGB", (width, height + strip), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for image, title in zip(images, titles, strict=True):
+        canvas.paste(Image.fromarray(image), (x, strip))
+        draw.text((x + 4, 5), title, fill=(0, 0, 0))
+        x += image.shape[1] + 8
+    return np.asarray(canvas)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo_output"))
     parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--scene", type=int, default=3, help="evaluation scene index")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    if args.checkpoint is not None:
-        model = segany.load_model(checkpoint=args.checkpoint)
-    else:
-        model = segany.load_model("mobile_sam", pretrained=False)
-        print("note: using MobileSAM with RANDOM weights (no trained model is bundled yet);")
-        print("      masks show the pipeline, not quality. --checkpoint PATH loads real weights.")
-    predictor = segany.Predictor(model)
-    image = make_scene()
+    model = segany.load_model(checkpoint=args.checkpoint)  # default: the bundled model
+    if model.is_random:
+        print("note: this model has random weights; masks show the pipeline, not quality")
+    scene = generate_scene(scene_seed(EVAL_BASE_SEED, args.scene))
+    image = scene.image
     save_png(image, args.out / "scene.png")
+    predictor = segany.Predictor(model)
 
     start = time.perf_counter()
     predictor.set_image(image)
     encode_s = time.perf_counter() - start
 
-    click = np.array([[180.0, 195.0]])
+    wholes = [i for i in range(len(scene)) if scene.parent[i] < 0]
+    by_area = sorted(wholes, key=lambda i: -int(scene.masks[i].sum()))
+    clicked, boxed = by_area[0], by_area[min(1, len(by_area) - 1)]
+    click = np.array([interior_point(scene.masks[clicked])], dtype=np.float64)
     start = time.perf_counter()
     by_click = predictor.predict(points=click, labels=[1])
     click_s = time.perf_counter() - start
     best = int(np.argmax(by_click.scores))
+    click_pictures = [
+        overlay_masks(image, by_click.masks[k : k + 1], points=click, labels=np.array([1]))
+        for k in range(len(by_click.masks))
+    ]
+    save_png(click_pictures[best], args.out / "click_overlay.png")
     save_png(
-        overlay_masks(image, by_click.masks[best : best + 1], points=click, labels=np.array([1])),
-        args.out / "click_overlay.png",
+        panel(click_pictures, [f"mask {k}: score {s:.2f}" for k, s in enumerate(by_click.scores)]),
+        args.out / "click_three_masks.png",
     )
 
-    box = np.array([340.0, 120.0, 560.0, 330.0])
+    box = scene.boxes[boxed].astype(np.float64)
     by_box = predictor.predict(box=box, multimask=False)
     save_png(overlay_masks(image, by_box.masks, boxes=box[None]), args.out / "box_overlay.png")
 
+    start = time.perf_counter()
+    records = segany.MaskGenerator(model).generate(image)
+    everything_s = time.perf_counter() - start
+    found = np.zeros((0, *image.shape[:2]), bool)
+    if records:
+        found = np.stack([r["segmentation"] for r in records])
+    save_png(overlay_masks(image, found, alpha=0.55), args.out / "everything_overlay.png")
+
+    truth = overlay_masks(image, scene.masks[scene.parent < 0], alpha=0.55)
+    pictures = [
+        truth,
+        click_pictures[best],
+        overlay_masks(image, by_box.masks, boxes=box[None]),
+        overlay_masks(image, found, alpha=0.55),
+    ]
+    titles = ["ground truth (whole objects)", "one click", "one box"]
+    titles.append(f"everything: {len(records)} masks")
+    save_png(panel(pictures, titles), args.out / "demo.png")
     summary = {
         "model": model.name,
         "random_weights": model.is_random,
+        "scene_seed": scene.seed,
         "encode_seconds": round(encode_s, 3),
         "click_seconds": round(click_s, 4),
+        "everything_seconds": round(everything_s, 2),
         "click_scores": [round(float(s), 4) for s in by_click.scores],
+        "click_iou_with_truth": round(iou(by_click.masks[best], scene.masks[clicked]), 4),
         "box_score": round(float(by_box.scores[0]), 4),
+        "box_iou_with_truth": round(iou(by_box.masks[0], scene.masks[boxed]), 4),
+        "everything_masks": len(records),
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
-    print(f"pictures written to {args.out}/ (scene.png, click_overlay.png, box_overlay.png)")
+    print(f"pictures written to {args.out}/: demo.png, click_three_masks.png, box_overlay.png")
 
 
 if __name__ == "__main__":

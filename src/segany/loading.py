@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from . import weights as weights_io
+from .engine import MODES, apply_mode
 from .errors import CheckpointError, InputError
 from .models.init import skip_weight_init
 from .models.sam import Sam, build_sam
@@ -42,6 +43,7 @@ def load_model(
     pretrained: bool = True,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    mode: str = "exact",
 ) -> Sam:
     """Build a model and load its weights.
 
@@ -54,10 +56,14 @@ def load_model(
       pretrained (bool): False builds the model with random weights (``is_random`` True).
       device: where to put the model.
       progress (bool): show a progress bar while downloading.
+      mode (str): "exact" (fp32, the official results) or "fast" (bf16; see
+        :mod:`segany.engine.modes`).
 
     Returns:
       (Sam): the model in eval mode.
     """
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     if checkpoint is not None:
         state_dict = weights_io.load_state_dict_file(checkpoint)
         spec = get_spec(name) if name is not None else infer_spec(state_dict, checkpoint)
@@ -74,7 +80,7 @@ def load_model(
                 model = build_sam(spec.config)
             load_weights(model, weights_io.load_state_dict_file(path), spec.name, str(path))
     model.name = spec.name
-    return model.to(device).eval()
+    return apply_mode(model.to(device).eval(), mode)
 
 
 def _weights_path(spec: ModelSpec, progress: bool) -> Path:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import engine
 from .data.images import load_image
 from .models.sam import Sam
 from .prompts import Prompts, check_prompts
@@ -72,7 +73,7 @@ class Predictor:
         resized = self.transform.apply_image(array)
         tensor = torch.as_tensor(np.array(resized), device=self.model.device).permute(2, 0, 1)[None]
         with torch.inference_mode():
-            features = self.model.image_encoder(self.model.preprocess(tensor))
+            features = engine.encode(self.model, self.model.preprocess(tensor))
         self._current = _Embedding(
             features=features,
             original_size=(array.shape[0], array.shape[1]),
@@ -224,13 +225,7 @@ class Predictor:
         if point_coords is not None and point_labels is not None:
             points = (point_coords, point_labels)
         sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
-        return self.model.mask_decoder(
-            image_embeddings=current.features,
-            image_pe=self.model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask_output,
-        )
+        return engine.decode(self.model, current.features, sparse, dense, multimask_output)
 
 
 def _image_key(image: np.ndarray) -> str:

@@ -152,9 +152,9 @@ SHAPES_CONFIG = SamConfig(
     encoder=ViTConfig(
         img_size=512,
         patch_size=16,
-        embed_dim=192,
+        embed_dim=256,
         depth=6,
-        num_heads=6,
+        num_heads=8,
         window_size=8,
         global_attn_indexes=(2, 5),
         out_chans=128,
@@ -167,7 +167,7 @@ SHAPES_CONFIG = SamConfig(
 register_model(
     ModelSpec(
         name="segany_shapes",
-        description="segany's small SAM (ViT 192-d, depth 6, 512 px) trained on generated scenes",
+        description="segany's small SAM (ViT 256-d, depth 6, 512 px) trained on generated scenes",
         config=SHAPES_CONFIG,
     )
 )

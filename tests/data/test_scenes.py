@@ -94,7 +94,7 @@ def test_ground_truth_invariants_default_config(seed: int) -> None:
 def test_invariants_on_busy_scenes_with_many_parts() -> None:
     config = SceneConfig(
         size=(128, 160), min_objects=8, max_objects=14, part_probability=1.0,
-        subpart_probability=1.0, clutter=30, min_area=10,
+        subpart_probability=1.0, clutter=30, min_area=10, label_clutter=True,
     )  # fmt: skip
     kinds: set[str] = set()
     for seed in range(30):
@@ -111,8 +111,40 @@ def test_content_covers_all_shapes_and_the_hierarchy() -> None:
         scene = generate_scene(seed, SMALL)
         kinds.update(scene.kinds)
         counts.append(len(scene))
-    assert set(SHAPE_KINDS) | {"part", "subpart", "clutter"} <= kinds
+    assert set(SHAPE_KINDS) | {"part", "subpart"} <= kinds
+    assert "clutter" not in kinds, "clutter is unlabelled background by default"
     assert max(counts) > min(counts)
+
+
+def test_clutter_is_painted_but_unlabelled_unless_asked() -> None:
+    quiet = SceneConfig(size=(96, 96), min_objects=0, max_objects=0, clutter=40, min_area=10)
+    labelled = SceneConfig(**{**quiet.__dict__, "label_clutter": True})
+    for seed in range(5):
+        plain, marked = generate_scene(seed, quiet), generate_scene(seed, labelled)
+        assert np.array_equal(plain.image, marked.image), "the same pixels either way"
+        assert len(plain) == 0 and len(marked) > 0
+        assert set(marked.kinds) == {"clutter"}
+
+
+def test_thin_width_is_configurable() -> None:
+    def widest_thin(config: SceneConfig) -> float:
+        ratios = []
+        for seed in range(30):
+            scene = generate_scene(seed, config)
+            for mask, kind in zip(scene.masks, scene.kinds, strict=True):
+                if kind == "thin":
+                    ratios.append(mask.sum() / max(1, _skeleton_length(mask)))
+        return float(np.median(ratios))
+
+    narrow = widest_thin(SceneConfig(size=(160, 160), thin_width=(2, 2)))
+    wide = widest_thin(SceneConfig(size=(160, 160), thin_width=(9, 9)))
+    assert wide > 2.5 * narrow
+
+
+def _skeleton_length(mask: np.ndarray) -> int:
+    """A rough length of a curve: the larger of its row and column extents."""
+    ys, xs = np.nonzero(mask)
+    return int(max(ys.max() - ys.min(), xs.max() - xs.min()) + 1)
 
 
 def test_sizes_follow_the_config() -> None:
@@ -150,6 +182,8 @@ def test_min_area_is_respected() -> None:
         {"blur_probability": -0.1},
         {"clutter": -1.0},
         {"min_area": 0},
+        {"thin_width": (5, 2)},
+        {"thin_width": (0, 3)},
         {"noise": 100},
     ],
 )

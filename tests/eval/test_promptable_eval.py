@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 import segany
+from segany import weights as weights_io
 from segany.cli.eval import format_table
+from segany.cli.main import main
 from segany.data.masks import interior_point
 from segany.data.scenes import SceneConfig, generate_scene
 from segany.eval import evaluate_promptable, summarize
 from segany.eval.promptable import _box_fill, iou
 from segany.models import build_sam
+from segany.weights import save_state_dict_file
 from tests.test_loading import TINY
 
 
@@ -52,3 +59,41 @@ def test_evaluate_and_summarize() -> None:
     assert [line.split("|")[1].strip() for line in text.splitlines()[2:]] == [
         "all", "small", "medium", "large",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scenes", "0"], "--scenes: must be at least 1"),
+        (["--clicks", "-1"], "--clicks: must be at least 0"),
+        (["--scenes", "many"], "expected a whole number"),
+        (["--model", "nope"], "unknown model 'nope'"),
+        (["--checkpoint", "/no/such/file.pt"], "checkpoint not found"),
+        (["--json", "/no/such/folder/out.json"], "does not exist"),
+        (["--model", "sam_vit_b", "--checkpoint", "x.pt"], "not allowed with"),
+    ],
+)
+def test_cli_refuses_bad_arguments(capsys, argv, message) -> None:
+    assert main(["eval", "--quiet", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_cli_writes_table_and_json(tmp_path: Path, capsys, monkeypatch) -> None:
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_state_dict_file(build_sam(TINY).state_dict(), checkpoint)
+
+    def load_tiny(name=None, checkpoint=None, **kwargs):  # TINY is not a registered model
+        model = build_sam(TINY)
+        model.load_state_dict(weights_io.load_state_dict_file(checkpoint))
+        return model
+
+    monkeypatch.setattr(segany, "load_model", load_tiny)
+    out = tmp_path / "eval.json"
+    argv = ["eval", "--checkpoint", str(checkpoint), "--scenes", "2", "--clicks", "1"]
+    assert main([*argv, "--json", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "| size | objects | centre |" in printed and "clicks_1" in printed
+    table = json.loads(out.read_text())["table"]
+    assert set(table) == {"all", "small", "medium", "large"}
+    assert 0.0 <= table["all"]["box"] <= 1.0 and table["all"]["objects"] > 0

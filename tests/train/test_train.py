@@ -16,7 +16,8 @@ from tests.test_loading import TINY
 
 FAST = TrainConfig(
     steps=24, images_per_step=2, prompts_per_image=6, clicks=1, warmup_steps=4, lr=2e-3,
-    checkpoint_every=8, log_every=4, bf16=False, bce_warmup_steps=0, clicks_from_step=6,
+    checkpoint_every=8, log_every=4, bf16=False, focal_from_step=0, focal_ramp_steps=0,
+    easy_steps=0, clicks_from_step=6,
 )  # fmt: skip
 
 
@@ -86,6 +87,10 @@ def test_never_overwrites_without_flag(tmp_path: Path) -> None:
         (["--steps", "x"], "whole number"),
         (["--model", "nope"], "unknown model 'nope'"),
         (["--resume", "--overwrite"], "not allowed with"),
+        (["--lr", "-1"], "--lr: must be a positive number"),
+        (["--lr", "nan"], "--lr: must be a positive number"),
+        (["--seed", "-3"], "--seed: must be at least 0"),
+        (["--resume", "--lr", "0.1"], "only --steps may change (--lr)"),
     ],
 )
 def test_cli_refuses_bad_arguments(tmp_path, capsys, argv, message) -> None:
@@ -99,3 +104,43 @@ def test_cli_refuses_existing_run(tmp_path, capsys) -> None:
     assert main(["train", "-o", str(tmp_path), "--steps", "1", "--quiet"]) == 2
     assert "already holds a training run" in capsys.readouterr().err
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"x"
+
+
+def test_schedules_warm_up_hold_and_decay() -> None:
+    config = TrainConfig(steps=1000, warmup_steps=100, decay_fraction=0.25, min_lr_ratio=0.1)
+    factors = [loop.lr_factor(step, config) for step in range(1000)]
+    assert factors[0] == pytest.approx(0.01) and factors[99] == pytest.approx(1.0)
+    assert all(f == 1.0 for f in factors[100:750]), "stable until the last quarter"
+    assert factors[750] == pytest.approx(1.0) and factors[999] == pytest.approx(0.1, abs=1e-3)
+    assert all(a >= b for a, b in zip(factors[750:], factors[751:], strict=False))
+    areas = [config.min_object_area(s) for s in (0, 399, 400, 600, 800, 5000)]
+    assert areas[0] == areas[1] == config.warmup_min_area and areas[-2:] == [1, 1]
+    assert areas[1] > areas[3] > areas[4], "the size curriculum relaxes geometrically"
+    shares = [config.focal_share(s) for s in (0, 799, 800, 1200, 1600, 9000)]
+    assert shares == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0]
+
+
+def test_focal_share_blends_bce_into_focal() -> None:
+    from segany.train.losses import segmentation_loss
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn((3, 3, 16, 16), generator=generator)
+    iou = torch.rand((3, 3), generator=generator)
+    targets = (torch.rand((3, 16, 16), generator=generator) > 0.7).float()
+    bce, _ = segmentation_loss(logits, iou, targets, focal_share=0.0)
+    focal, _ = segmentation_loss(logits, iou, targets, focal_share=1.0)
+    half, _ = segmentation_loss(logits, iou, targets, focal_share=0.5)
+    assert not torch.isclose(bce, focal)
+    # per prompt the best of 3 may change with the blend, so only bounds hold exactly
+    assert min(bce, focal) - 1e-6 <= half <= 0.5 * (bce + focal) + 1e-6
+
+
+def test_resume_can_lengthen_a_run(tmp_path: Path) -> None:
+    short = TrainConfig(**{**FAST.to_dict(), "steps": 8})
+    train(short, tmp_path, progress=False, model=_fresh())
+    with pytest.raises(InputError, match="not beyond"):
+        train(short, tmp_path, resume=True, steps=8, progress=False, model=_fresh())
+    train(short, tmp_path, resume=True, steps=12, progress=False, model=_fresh())
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 12 and state["config"]["steps"] == 12
+    assert _log(tmp_path)[-1]["step"] == 12

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from segany.cli.common import non_negative_int, positive_int
+
 __all__ = ["format_table", "register", "run"]
 
 _COLUMNS = ("centre", "centre_oracle", "random", "box", "noisy_box", "box_fill")
@@ -27,9 +29,10 @@ def register(commands: Any) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", help="registered model name (default: the default model)")
     source.add_argument("--checkpoint", type=Path, help="weights file")
-    parser.add_argument("--scenes", type=int, default=200, help="number of scenes (200)")
-    parser.add_argument("--clicks", type=int, default=3, help="corrective clicks (3)")
-    parser.add_argument("--seed", type=int, default=0, help="prompt-noise seed")
+    parser.add_argument("--scenes", type=positive_int, default=200, help="number of scenes (200)")
+    parser.add_argument("--clicks", type=non_negative_int, default=3, help="corrective clicks (3)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="prompt-noise seed")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.set_defaults(func=run)
 
@@ -50,20 +53,21 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table (and write JSON when asked)."""
+    from tqdm import tqdm
+
     import segany
     from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
     from segany.errors import InputError
     from segany.eval import evaluate_promptable, summarize
 
-    if args.scenes < 1:
-        raise InputError(f"--scenes must be at least 1, got {args.scenes}")
-    if args.clicks < 0:
-        raise InputError(f"--clicks must be >= 0, got {args.clicks}")
+    if args.json is not None and not args.json.parent.is_dir():
+        raise InputError(f"--json: folder {args.json.parent} does not exist")
     model = segany.load_model(args.model, checkpoint=args.checkpoint)
     predictor = segany.Predictor(model, cache_size=0)
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
-    rows = evaluate_promptable(predictor, (scenes[i] for i in range(len(scenes))), args.clicks,
-                               args.seed)  # fmt: skip
+    chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",
+                  disable=args.quiet)  # fmt: skip
+    rows = evaluate_promptable(predictor, chosen, args.clicks, args.seed)
     table = summarize(rows)
     print(f"model {model.name}: {args.scenes} held-out scenes, {len(rows)} objects")
     print(format_table(table))

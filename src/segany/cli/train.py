@@ -7,23 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from segany.cli.common import non_negative_int, positive_float, positive_int
 from segany.errors import InputError
 
 __all__ = ["register", "run"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def register(commands: Any) -> None:
     """Add the ``train`` subcommand."""
+    from segany.train.config import TrainConfig
+
     parser = commands.add_parser(
         "train",
         help="train a model promptably on generated scenes (checkpoints, resume)",
@@ -36,12 +29,23 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("-o", "--out", type=Path, required=True, help="run directory")
     parser.add_argument("--model", default="segany_shapes", help="architecture to train")
-    parser.add_argument("--steps", type=_positive_int, default=6000)
-    parser.add_argument("--images-per-step", type=_positive_int, default=4)
-    parser.add_argument("--prompts-per-image", type=_positive_int, default=16)
-    parser.add_argument("--lr", type=float, default=8e-4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint-every", type=_positive_int, default=200)
+    defaults = TrainConfig()
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        help=f"total steps ({defaults.steps}); with --resume, lengthens or shortens the run",
+    )
+    parser.add_argument(
+        "--images-per-step", type=positive_int, help=f"({defaults.images_per_step})"
+    )
+    parser.add_argument(
+        "--prompts-per-image", type=positive_int, help=f"({defaults.prompts_per_image})"
+    )
+    parser.add_argument("--lr", type=positive_float, help=f"peak learning rate ({defaults.lr})")
+    parser.add_argument("--seed", type=non_negative_int, help=f"({defaults.seed})")
+    parser.add_argument(
+        "--checkpoint-every", type=positive_int, help=f"({defaults.checkpoint_every})"
+    )
     parser.add_argument("--fp32", action="store_true", help="train in fp32 (default: bf16)")
     parser.add_argument("--config", type=Path, help="JSON file of further training settings")
     parser.add_argument(
@@ -70,16 +74,25 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.config} is not valid JSON: {exc}") from exc
         if not isinstance(settings, dict):
             raise InputError(f"{args.config} must hold a JSON object of settings")
-    settings.update(
-        model=args.model,
-        steps=args.steps,
-        images_per_step=args.images_per_step,
-        prompts_per_image=args.prompts_per_image,
-        lr=args.lr,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        bf16=not args.fp32,
-    )
+    given = {
+        "steps": args.steps,
+        "images_per_step": args.images_per_step,
+        "prompts_per_image": args.prompts_per_image,
+        "lr": args.lr,
+        "seed": args.seed,
+        "checkpoint_every": args.checkpoint_every,
+    }
+    if args.resume:
+        changed = sorted(k for k, v in given.items() if v is not None and k != "steps")
+        if changed or args.config is not None or args.fp32:
+            names = ", ".join("--" + k.replace("_", "-") for k in changed) or "--config/--fp32"
+            raise InputError(
+                f"--resume keeps the run's settings; only --steps may change ({names})"
+            )
+    settings.update({k: v for k, v in given.items() if v is not None})
+    settings.update(model=args.model)
+    if args.fp32:
+        settings["bf16"] = False
     config = TrainConfig.from_dict(settings)
     model = None
     if args.init is not None:
@@ -90,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         args.out,
         resume=args.resume,
+        steps=args.steps if args.resume else None,
         overwrite=args.overwrite,
         progress=not args.quiet,
         model=model,

@@ -87,9 +87,12 @@ class Canvas:
             )
 
     def instances(
-        self, min_area: int
+        self, min_area: int, skip_kinds: tuple[str, ...] = ()
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.float64], list[str]]:
         """The visible instances with at least ``min_area`` pixels.
+
+        Nodes whose kind is in ``skip_kinds`` (childless nodes such as clutter) are never
+        instances: their pixels stay unlabelled background.
 
         A part whose visible mask equals that of its nearest kept ancestor is dropped as a
         duplicate; the parent of a kept instance is its nearest kept ancestor. Kinds of
@@ -110,7 +113,10 @@ class Canvas:
                 mask = (crop >= node_id) & (crop < node.end)
             visible.append(mask)
             areas.append(int(np.count_nonzero(mask)))
-        keep = [area >= min_area for area in areas]
+        keep = [
+            area >= min_area and node.kind not in skip_kinds
+            for area, node in zip(areas, self._nodes, strict=True)
+        ]
         ancestor = [-1] * len(self._nodes)
         for node_id, node in enumerate(self._nodes):
             up = node.parent

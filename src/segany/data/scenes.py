@@ -16,9 +16,10 @@ A scene is painted back to front:
    the same way;
 4. optionally a slight blur, and luminance noise, over the whole image.
 
-Ground truth follows SA-1B, which labels everything it can: every painted shape,
-including clutter, is an instance if its *visible* area is at least ``min_area`` pixels;
-smaller ones (most clutter) are left as unlabelled background texture. Masks are visible
+Ground truth: every object, part and sub-part is an instance if its *visible* area is at
+least ``min_area`` pixels (100 by default: smaller ones cannot be resolved by a model whose
+mask logits have a quarter of the input's resolution, see docs/training.md); clutter is
+unlabelled background texture unless ``label_clutter`` is set. Masks are visible
 masks: later objects occlude earlier ones, so the whole objects' masks (``parent == -1``)
 are pairwise disjoint and partition the labelled pixels, and a part's mask is a subset of
 its parent's. A part whose visible mask equals its parent's (the rest is hidden) is
@@ -91,6 +92,9 @@ class SceneConfig:
             added to all three channels of every pixel (0 for none).
         min_area: Smallest visible area, in pixels, of an instance; smaller ones are
             dropped (their pixels stay unlabelled or belong to their parent).
+        label_clutter: Whether clutter items large enough are instances (kind
+            ``"clutter"``); by default clutter is unlabelled background texture.
+        thin_width: Range (inclusive) of the line width of thin objects, in pixels.
     """
 
     min_size: int = 256
@@ -105,7 +109,9 @@ class SceneConfig:
     similar_colour_probability: float = 0.25
     blur_probability: float = 0.3
     noise: int = 3
-    min_area: int = 30
+    min_area: int = 100
+    label_clutter: bool = False
+    thin_width: tuple[int, int] = (4, 10)
 
     def __post_init__(self) -> None:
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 16):
@@ -134,6 +140,10 @@ class SceneConfig:
             raise InputError(f"clutter and noise must be >= 0; got {self.clutter}, {self.noise}")
         if self.noise > 64:
             raise InputError(f"noise must be at most 64; got {self.noise}")
+        if not 1 <= self.thin_width[0] <= self.thin_width[1]:
+            raise InputError(
+                f"thin_width must be (low, high), 1 <= low <= high; got {self.thin_width}"
+            )
         if self.min_area < 1:
             raise InputError(f"min_area must be at least 1 pixel; got {self.min_area}")
 
@@ -207,7 +217,8 @@ def generate_scene(seed: int, config: SceneConfig = SceneConfig()) -> Scene:
         amplitude = config.noise
         noise = rng.integers(-amplitude, amplitude + 1, (height, width, 1), dtype=np.int16)
         image = np.clip(image + noise, 0, 255).astype(np.uint8)
-    masks, parent, boxes, kinds = canvas.instances(config.min_area)
+    skip = () if config.label_clutter else ("clutter",)
+    masks, parent, boxes, kinds = canvas.instances(config.min_area, skip)
     return Scene(image, masks, parent, boxes, kinds, int(seed))
 
 
@@ -296,7 +307,9 @@ def _add_objects(
             cy = rng.uniform(0.05, 0.95) * canvas.height
             cx = rng.uniform(0.05, 0.95) * canvas.width
             centres.append((cy, cx))
-        region = rasterize_shape(kind, rng, cy, cx, radius, canvas.height, canvas.width)
+        region = rasterize_shape(
+            kind, rng, cy, cx, radius, canvas.height, canvas.width, config.thin_width
+        )
         if region is None:
             continue
         similar = rng.random() < config.similar_colour_probability

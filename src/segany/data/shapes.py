@@ -11,7 +11,7 @@ Shape kinds (:data:`SHAPE_KINDS`):
 * ``"ellipse"``: a rotated ellipse;
 * ``"star"``: 4 to 9 points with a random inner radius;
 * ``"blob"``: a smooth closed curve (a circle perturbed by a few harmonics);
-* ``"thin"``: a straight stick or a smooth curve 2 to 6 pixels wide;
+* ``"thin"``: a straight stick or a smooth curve, 2 to 6 pixels wide by default;
 * ``"ring"``: an elliptical annulus or a polygonal frame (a shape with a hole).
 """
 
@@ -64,6 +64,7 @@ def rasterize_shape(
     radius: float,
     height: int,
     width: int,
+    thin_width: tuple[int, int] = (2, 6),
 ) -> Region | None:
     """Rasterise a random shape of ``kind`` centred near ``(cy, cx)``.
 
@@ -73,6 +74,7 @@ def rasterize_shape(
         cy, cx: Centre in image pixels (may lie outside the image).
         radius: Rough half-extent in pixels (half the length of a ``"thin"`` shape).
         height, width: Image size; the shape is clipped to it.
+        thin_width: Range (inclusive) of a ``"thin"`` shape's line width in pixels.
 
     Returns:
         The shape's region, or ``None`` when nothing of it falls inside the image.
@@ -93,7 +95,7 @@ def rasterize_shape(
     if kind == "blob":
         return _polygon(_blob_points(rng, cx, cy, radius), height, width)
     if kind == "thin":
-        return _thin(rng, cx, cy, radius, height, width)
+        return _thin(rng, cx, cy, radius, height, width, thin_width)
     if kind == "ring":
         return _ring(rng, cx, cy, radius, height, width)
     raise ValueError(f"unknown shape kind {kind!r}; expected one of {SHAPE_KINDS}")
@@ -196,10 +198,16 @@ def _ellipse(
 
 
 def _thin(
-    rng: np.random.Generator, cx: float, cy: float, radius: float, height: int, width: int
+    rng: np.random.Generator,
+    cx: float,
+    cy: float,
+    radius: float,
+    height: int,
+    width: int,
+    thin_width: tuple[int, int],
 ) -> Region | None:
-    """A stick or a cubic Bezier curve of length about ``2 * radius``, 2 to 6 px wide."""
-    line_width = int(rng.integers(2, 7))
+    """A stick or a cubic Bezier curve of length about ``2 * radius``, ``thin_width`` wide."""
+    line_width = int(rng.integers(thin_width[0], thin_width[1] + 1))
     angle = rng.uniform(0, 2 * math.pi)
     direction = np.array([math.cos(angle), math.sin(angle)])
     start = np.array([cx, cy]) - radius * direction

@@ -97,9 +97,20 @@ class MaskDecoder(nn.Module):
         src = image_embeddings + dense_prompt_embeddings
         _, channels, height, width = src.shape
         hs, keys = self.transformer(src, image_pe, tokens)
+        return self.heads(hs, keys, height, width)
+
+    def heads(
+        self, hs: torch.Tensor, keys: torch.Tensor, height: int, width: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The transformer's outputs -> Bx(1+M)x(4H)x(4W) logits and Bx(1+M) IoU.
+
+        Arguments:
+          hs: BxNxC output tokens (IoU token, then the mask tokens, then the prompts).
+          keys: Bx(H*W)xC image tokens.
+        """
+        batch, _, channels = hs.shape
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
-
         src = keys.transpose(1, 2).reshape(batch, channels, height, width)
         upscaled = self.output_upscaling(src)
         hyper_in = torch.stack(

@@ -31,10 +31,12 @@ class PositionEmbeddingRandom(nn.Module):
 
     def _encode(self, coords: torch.Tensor) -> torch.Tensor:
         """...x2 coordinates normalised to [0, 1] -> ...x2F features."""
-        coords = 2 * coords - 1
-        coords = coords @ self.positional_encoding_gaussian_matrix
-        coords = 2 * math.pi * coords
-        return torch.cat([torch.sin(coords), torch.cos(coords)], dim=-1)
+        # Always fp32: under bf16 autocast the product would lose the positions' precision.
+        with torch.autocast(coords.device.type, enabled=False):
+            coords = 2 * coords.float() - 1
+            coords = coords @ self.positional_encoding_gaussian_matrix.float()
+            coords = 2 * math.pi * coords
+            return torch.cat([torch.sin(coords), torch.cos(coords)], dim=-1)
 
     def forward(self, size: tuple[int, int]) -> torch.Tensor:
         """Encoding of every cell centre of an HxW grid: returns 2FxHxW."""

@@ -85,6 +85,7 @@ class Sam(nn.Module):
         self.config: SamConfig | None = None
         self.name: str = "custom"
         self.is_random: bool = True  # set False once real weights are loaded
+        self.mode: str = "exact"  # see segany.engine.apply_mode
 
     @property
     def image_size(self) -> int:

@@ -158,6 +158,9 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.use_rel_pos = use_rel_pos
+        # False: the official operation order (exact). True: one fused attention kernel
+        # with the relative positions as an additive mask (the fast engine sets it).
+        self.fused = False
         if use_rel_pos:
             self.rel_pos_h = nn.Parameter(torch.zeros(2 * input_size[0] - 1, head_dim))
             self.rel_pos_w = nn.Parameter(torch.zeros(2 * input_size[1] - 1, head_dim))
@@ -168,6 +171,14 @@ class Attention(nn.Module):
         tokens = height * width
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each B x heads x (H*W) x head_dim
+        if self.fused:
+            bias = None
+            if self.use_rel_pos:
+                bias = relative_position_bias(
+                    q, self.rel_pos_h, self.rel_pos_w, (height, width), (height, width)
+                )
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+            return self.proj(out.transpose(1, 2).reshape(batch, height, width, -1))
         # Same operation order as the official code, so fp32 results agree to rounding.
         logits = (q * self.scale) @ k.transpose(-2, -1)
         if self.use_rel_pos:
@@ -234,6 +245,30 @@ def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor
     return table[relative.long()]
 
 
+def relative_position_bias(
+    q: torch.Tensor,
+    rel_pos_h: torch.Tensor,
+    rel_pos_w: torch.Tensor,
+    q_size: tuple[int, int],
+    k_size: tuple[int, int],
+) -> torch.Tensor:
+    """The decomposed relative-position terms alone, as an additive attention mask.
+
+    Arguments as :func:`add_relative_positions`. Returns:
+      (torch.Tensor): Bxheadsx(qh*qw)x(kh*kw), in ``q``'s dtype.
+    """
+    q_h, q_w = q_size
+    k_h, k_w = k_size
+    r_h = get_rel_pos(q_h, k_h, rel_pos_h).to(q.dtype)
+    r_w = get_rel_pos(q_w, k_w, rel_pos_w).to(q.dtype)
+    batch, heads, _, dim = q.shape
+    r_q = q.reshape(batch * heads, q_h, q_w, dim)
+    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, r_h)
+    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, r_w)
+    bias = rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]
+    return bias.reshape(batch, heads, q_h * q_w, k_h * k_w)
+
+
 def add_relative_positions(
     logits: torch.Tensor,
     q: torch.Tensor,
@@ -252,7 +287,7 @@ def add_relative_positions(
 
     Returns:
       (torch.Tensor): logits + height term + width term, added in that order (as the
-      official code does, so fp32 rounding agrees).
+      official code does, so fp32 rounding agrees); ``logits`` is updated in place.
     """
     q_h, q_w = q_size
     k_h, k_w = k_size
@@ -263,5 +298,6 @@ def add_relative_positions(
     rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, r_h)
     rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, r_w)
     grid = logits.reshape(batch * heads, q_h, q_w, k_h, k_w)
-    grid = grid + rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]
+    # In place (no full-size temporaries); the same additions in the same order.
+    grid.add_(rel_h[:, :, :, :, None]).add_(rel_w[:, :, :, None, :])
     return grid.reshape(batch, heads, q_h * q_w, k_h * k_w)

@@ -16,30 +16,41 @@ class TrainConfig:
     most interior point) or a noisy box, then ``clicks`` corrective points sampled from
     the error region, each iteration feeding the previous low-res logits back as mask
     input. Loss: focal:dice 20:1 on the best of 3 masks for single points, plus MSE on
-    the IoU head. For the first ``bce_warmup_steps`` plain BCE replaces the focal term and
-    only objects of at least ``warmup_min_area`` low-res pixels are prompted: from the
-    start on all objects, small models collapse to empty masks (docs/training.md).
-    Corrective clicks start at ``clicks_from_step``, once single prompts work.
+    the IoU head.
+
+    Two warm-ups keep small models from collapsing to empty masks (docs/training.md):
+    for the first ``easy_steps`` only objects of at least ``warmup_min_area`` low-res
+    pixels are prompted (a bound that then falls geometrically to 1 pixel over as many
+    steps again), and the per-pixel term starts as plain BCE, blended linearly
+    into SAM's focal term between ``focal_from_step`` and ``focal_from_step +
+    focal_ramp_steps``. Corrective clicks start at ``clicks_from_step``.
+
+    Learning rate: linear warm-up over ``warmup_steps``, constant, then a cosine decay to
+    ``min_lr_ratio`` over the last ``decay_fraction`` of ``steps`` (warm-up, stable,
+    decay: a run can be lengthened on resume before its decay begins).
     """
 
     model: str = "segany_shapes"
-    steps: int = 6000
-    images_per_step: int = 4
-    prompts_per_image: int = 16
+    steps: int = 8000
+    images_per_step: int = 8
+    prompts_per_image: int = 8
     clicks: int = 2
-    clicks_from_step: int = 600
+    clicks_from_step: int = 300
     box_fraction: float = 0.5
     centre_fraction: float = 0.2
     box_noise: float = 0.1
     box_max_shift: float = 10.0
-    small_object_power: float = 0.3
-    lr: float = 8e-4
-    weight_decay: float = 0.1
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.05
+    small_object_power: float = 0.0
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 200
+    decay_fraction: float = 0.25
+    min_lr_ratio: float = 0.02
     grad_clip: float = 1.0
-    bce_warmup_steps: int = 1200
-    warmup_min_area: int = 64
+    easy_steps: int = 400
+    warmup_min_area: int = 256
+    focal_from_step: int = 800
+    focal_ramp_steps: int = 800
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     iou_weight: float = 1.0
@@ -55,7 +66,7 @@ class TrainConfig:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.clicks < 0:
             raise InputError(f"clicks must be >= 0, got {self.clicks}")
-        for name in ("box_fraction", "centre_fraction"):
+        for name in ("box_fraction", "centre_fraction", "decay_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be within [0, 1], got {getattr(self, name)}")
         if self.lr <= 0:
@@ -71,3 +82,20 @@ class TrainConfig:
         if unknown:
             raise InputError(f"unknown training settings: {', '.join(unknown)}")
         return cls(**data)
+
+    def min_object_area(self, step: int) -> int:
+        """Smallest object (in low-res pixels) prompted at ``step`` (the size curriculum)."""
+        if step < self.easy_steps:
+            return self.warmup_min_area
+        if self.easy_steps <= 0 or self.warmup_min_area <= 1:
+            return 1
+        progress = (step - self.easy_steps) / self.easy_steps
+        return max(1, round(self.warmup_min_area ** (1 - min(1.0, progress))))
+
+    def focal_share(self, step: int) -> float:
+        """Weight of the focal term at ``step`` (1 - the weight of plain BCE)."""
+        if step < self.focal_from_step:
+            return 0.0
+        if self.focal_ramp_steps <= 0:
+            return 1.0
+        return min(1.0, (step - self.focal_from_step) / self.focal_ramp_steps)

@@ -27,10 +27,14 @@ FINAL = "model.safetensors"
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
-    """Multiplier of the base learning rate at ``step``: linear warm-up, cosine decay."""
+    """Multiplier of the base learning rate at ``step``: warm-up, stable, cosine decay."""
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    decay_steps = max(1, round(config.decay_fraction * config.steps))
+    decay_from = max(config.warmup_steps, config.steps - decay_steps)
+    if step < decay_from:
+        return 1.0
+    progress = (step - decay_from) / max(1, config.steps - decay_from)
     cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
 
@@ -75,6 +79,7 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     model: Sam | None = None,
+    steps: int | None = None,
 ) -> dict[str, float]:
     """Train a model promptably on generated scenes; returns the last logged metrics.
 
@@ -84,6 +89,8 @@ def train(
       resume: continue from out_dir/checkpoint.pt (the config saved there is used).
       overwrite: start afresh even if out_dir holds a checkpoint (never implied).
       model: start from this model instead of a fresh one of ``config.model``.
+      steps: with ``resume``, a new total number of steps (the saved config's otherwise);
+        it must lie beyond the checkpoint's step.
     """
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT
@@ -103,7 +110,14 @@ def train(
         except Exception as exc:  # truncated or foreign file
             raise CheckpointError(f"cannot resume from {ckpt_path}: {exc}") from exc
         config = TrainConfig.from_dict(state["config"])
+        if steps is not None:
+            if steps <= int(state["step"]):
+                raise InputError(
+                    f"--steps {steps} is not beyond the checkpoint's step {int(state['step'])}"
+                )
+            config = TrainConfig.from_dict({**config.to_dict(), "steps": steps})
     if model is None:
+        torch.manual_seed(config.seed)  # PyTorch's default init: see docs/training.md
         model = build_sam(get_spec(config.model).config)
     model.train()
     optimizer = make_optimizer(model, config)

@@ -48,12 +48,14 @@ def segmentation_loss(
     focal_weight: float = 20.0,
     dice_weight: float = 1.0,
     iou_weight: float = 1.0,
-    bce: bool = False,
+    focal_share: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SAM's loss for a batch of prompts with M candidate masks each.
 
     Arguments:
       logits: PxMxHxW mask logits. iou_pred: PxM predicted IoU. targets: PxHxW {0, 1}.
+      focal_share: in [0, 1]; the per-pixel term is ``focal_share * focal_weight * focal
+        + (1 - focal_share) * BCE`` (1: SAM's loss; 0: plain BCE, for warm-up).
 
     Returns:
       loss (scalar): mean over prompts of the best (lowest) mask loss among the M
@@ -61,12 +63,12 @@ def segmentation_loss(
       best (torch.Tensor): P indices of the best candidates.
     """
     expanded = targets[:, None].expand_as(logits)
-    if bce:
-        pixel = F.binary_cross_entropy_with_logits(logits, expanded, reduction="none")
-        per_mask = pixel.flatten(-2).mean(-1)
-    else:
-        per_mask = focal_weight * focal_loss(logits, expanded)
-    per_mask = per_mask + dice_weight * dice_loss(logits, expanded)
+    per_mask = dice_weight * dice_loss(logits, expanded)
+    if focal_share > 0:
+        per_mask = per_mask + focal_share * focal_weight * focal_loss(logits, expanded)
+    if focal_share < 1:
+        bce = F.binary_cross_entropy_with_logits(logits, expanded, reduction="none")
+        per_mask = per_mask + (1 - focal_share) * bce.flatten(-2).mean(-1)
     best_loss, best = per_mask.min(dim=1)
     with torch.no_grad():
         actual = mask_iou(logits, expanded)

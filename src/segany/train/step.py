@@ -7,6 +7,7 @@ from contextlib import nullcontext
 import torch
 
 from ..data.masks import interior_points
+from ..engine import predict_masks_shared
 from ..models.sam import Sam
 from .config import TrainConfig
 from .losses import mask_iou, segmentation_loss
@@ -44,12 +45,12 @@ def train_step(
     step: int = 0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Forward pass of one step: returns the loss and metrics (IoU after each click)."""
-    bce = step < config.bce_warmup_steps
+    focal_share = config.focal_share(step)
     clicks = config.clicks if step >= config.clicks_from_step else 0
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if config.bf16 else nullcontext()
     size = model.image_size
     images = torch.cat([model.preprocess(s.image[None].float()) for s in scenes])
-    min_area = config.warmup_min_area if bce else 1
+    min_area = config.min_object_area(step)
     picks = [
         choose_objects(s, config.prompts_per_image, config.small_object_power, generator, min_area)
         for s in scenes
@@ -68,43 +69,87 @@ def train_step(
     boxes = noisy_boxes(gt_boxes, config.box_noise, config.box_max_shift, size, generator)
     coords = first[:, None, :]
     labels = torch.ones((count, 1), dtype=torch.long)
-    targets_f = targets.float()
 
     with autocast:
-        embeddings = model.image_encoder(images)
+        return _sessions(model, images, image_index, targets, is_box, boxes, coords, labels,
+                         config, generator, focal_share, clicks, scale)  # fmt: skip
+
+
+def _sessions(
+    model: Sam,
+    images: torch.Tensor,
+    image_index: torch.Tensor,
+    targets: torch.Tensor,
+    is_box: torch.Tensor,
+    boxes: torch.Tensor,
+    coords: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainConfig,
+    generator: torch.Generator,
+    focal_share: float,
+    clicks: int,
+    scale: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The simulated interactive sessions of one step (first prompt, then clicks).
+
+    Arguments:
+      images: Bx3xSxS preprocessed. image_index: P image of each prompt. targets: PxLxL
+        bool. is_box: P bool. boxes: Px4 noisy boxes. coords: Px1x2 first points, labels:
+        Px1 (used where not ``is_box``).
+    """
+    count = len(targets)
+    targets_f = targets.float()
+    embeddings = model.image_encoder(images)
+    per_image = torch.bincount(image_index, minlength=len(images))
+    if bool((per_image == per_image[0]).all()):
+        decoder_images = embeddings  # prompts come in equal groups, one per image
+    else:
+        decoder_images = embeddings[image_index]
     dense_pe = model.prompt_encoder.get_dense_pe()
+    groups = [(idx, bool(is_box[idx[0]])) for idx in (is_box.nonzero()[:, 0],
+              (~is_box).nonzero()[:, 0]) if len(idx)]  # fmt: skip
     total = torch.zeros(())
     metrics: dict[str, float] = {}
     mask_input: torch.Tensor | None = None
     for it in range(clicks + 1):
-        chosen = torch.zeros((count, 1, *targets.shape[-2:]))
-        for group in (is_box, ~is_box):
-            idx = group.nonzero()[:, 0]
-            if len(idx) == 0:
-                continue
-            with_box = bool(is_box[idx[0]])
+        # Box prompts (2 corner tokens + it clicks) and point prompts (it + 1 clicks and a
+        # padding token) have the same number of tokens: one decoder call takes both.
+        parts = []
+        for idx, with_box in groups:
             n_points = it if with_box else it + 1
             points = (coords[idx, -n_points:], labels[idx, -n_points:]) if n_points else None
-            with autocast:
-                sparse, dense = model.prompt_encoder(
-                    points=points,
-                    boxes=boxes[idx] if with_box else None,
-                    masks=None if mask_input is None else mask_input[idx],
-                )
-                multimask = it == 0 and not with_box
-                logits, iou = model.mask_decoder(
-                    embeddings[image_index[idx]], dense_pe, sparse, dense, multimask
-                )
-            logits = logits.float()
+            sparse, dense = model.prompt_encoder(
+                points=points, boxes=boxes[idx] if with_box else None, masks=None
+            )
+            parts.append(sparse)
+        order = torch.cat([idx for idx, _ in groups])
+        sparse = torch.empty_like(torch.cat(parts)).index_copy(0, order, torch.cat(parts))
+        if mask_input is None:
+            dense = dense[:1].expand(count, -1, -1, -1)
+        else:
+            dense = model.prompt_encoder(points=None, boxes=None, masks=mask_input)[1]
+        all_logits, all_iou = predict_masks_shared(
+            model.mask_decoder, decoder_images, dense_pe, sparse, dense
+        )
+        chosen = torch.zeros((count, 1, *targets.shape[-2:]))
+        for idx, with_box in groups:
+            multimask = it == 0 and not with_box
+            which = slice(1, None) if multimask else slice(0, 1)
+            logits = all_logits[idx, which].float()
+            iou = all_iou[idx, which].float()
             loss, _ = segmentation_loss(
-                logits, iou.float(), targets_f[idx], config.focal_weight,
-                config.dice_weight, config.iou_weight, bce,
+                logits, iou, targets_f[idx], config.focal_weight,
+                config.dice_weight, config.iou_weight, focal_share,
             )  # fmt: skip
             total = total + loss * (len(idx) / count)
-            pick = iou.float().argmax(1)  # as a user would: the best-scored mask
+            pick = iou.argmax(1)  # as a user would: the best-scored mask
             chosen[idx] = logits[torch.arange(len(idx)), pick][:, None].detach()
         with torch.no_grad():
-            metrics[f"iou_click{it}"] = float(mask_iou(chosen[:, 0], targets_f).mean())
+            ious = mask_iou(chosen[:, 0], targets_f)
+            metrics[f"iou_click{it}"] = float(ious.mean())
+            if it == 0:
+                for idx, with_box in groups:
+                    metrics["iou_box" if with_box else "iou_point"] = float(ious[idx].mean())
         if it < clicks:
             new_points, new_labels = corrective_points(chosen[:, 0] > 0, targets, scale, generator)
             coords = torch.cat([coords, new_points[:, None]], dim=1)

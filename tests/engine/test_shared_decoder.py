@@ -1,0 +1,92 @@
+"""Shared-image decoding equals the decoder's own forward (up to rounding), gradients too."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from segany.engine import decode_shared, predict_masks_shared
+from segany.models import build_sam
+from segany.registry import get_spec
+from tests.helpers import randomize_state_dict
+from tests.test_loading import TINY
+
+
+def _model(name: str | None) -> torch.nn.Module:
+    model = build_sam(get_spec(name).config if name else TINY)
+    model.load_state_dict(randomize_state_dict(model.state_dict(), seed=3))
+    return model.eval()
+
+
+def _prompts(model, batch: int, with_box: bool, with_mask: bool, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    size = model.image_size
+    points = (
+        torch.rand((batch, 2, 2), generator=generator) * size,
+        torch.randint(0, 2, (batch, 2), generator=generator),
+    )
+    corner = torch.rand((batch, 2), generator=generator) * size / 2
+    boxes = torch.cat([corner, corner + size / 3], dim=1) if with_box else None
+    low = model.prompt_encoder.mask_input_size
+    masks = torch.randn((batch, 1, *low), generator=generator) if with_mask else None
+    return model.prompt_encoder(points=points, boxes=boxes, masks=masks)
+
+
+@pytest.mark.parametrize("name", [None, "segany_shapes", "mobile_sam"])
+@pytest.mark.parametrize(
+    ("images", "per_image", "with_box", "with_mask"),
+    [(1, 5, False, False), (1, 3, True, False), (3, 4, False, False), (2, 3, True, True),
+     (1, 1, False, False), (4, 1, False, True)],
+)  # fmt: skip
+def test_equals_the_decoder(name, images, per_image, with_box, with_mask) -> None:
+    model = _model(name)
+    channels = model.prompt_encoder.embed_dim
+    side = model.prompt_encoder.image_embedding_size[0]
+    generator = torch.Generator().manual_seed(1)
+    embeddings = torch.randn((images, channels, side, side), generator=generator)
+    with torch.no_grad():
+        sparse, dense = _prompts(model, images * per_image, with_box, with_mask, seed=images)
+        pe = model.prompt_encoder.get_dense_pe()
+        repeated = embeddings.repeat_interleave(per_image, dim=0)
+        for multimask in (True, False):
+            want_masks, want_iou = model.mask_decoder(repeated, pe, sparse, dense, multimask)
+            got_masks, got_iou = decode_shared(
+                model.mask_decoder, embeddings, pe, sparse, dense, multimask
+            )
+            assert got_masks.shape == want_masks.shape and got_iou.shape == want_iou.shape
+            scale = float(want_masks.std())
+            assert float((got_masks - want_masks).abs().max()) <= 1e-4 * scale
+            assert float((got_iou - want_iou).abs().max()) <= 1e-5
+
+
+def test_gradients_equal_the_decoder() -> None:
+    model = _model("segany_shapes").train()
+    side = model.prompt_encoder.image_embedding_size[0]
+    base = torch.randn((2, 128, side, side), generator=torch.Generator().manual_seed(2))
+    grads = []
+    for shared in (False, True):
+        model.zero_grad()
+        embeddings = base.clone().requires_grad_(True)
+        sparse, dense = _prompts(model, 6, with_box=False, with_mask=False, seed=5)
+        pe = model.prompt_encoder.get_dense_pe()
+        if shared:
+            masks, iou = predict_masks_shared(model.mask_decoder, embeddings, pe, sparse, dense)
+        else:
+            masks, iou = model.mask_decoder.predict_masks(
+                embeddings.repeat_interleave(3, dim=0), pe, sparse, dense
+            )
+        (masks.sigmoid().mean() + iou.square().mean()).backward()
+        weight = model.mask_decoder.transformer.layers[1].cross_attn_image_to_token.q_proj.weight
+        grads.append((embeddings.grad.clone(), weight.grad.clone()))
+    for want, got in zip(grads[0], grads[1], strict=True):
+        assert float((got - want).norm() / want.norm()) < 1e-4
+
+
+def test_uneven_groups_are_refused() -> None:
+    model = _model(None)
+    side = model.prompt_encoder.image_embedding_size[0]
+    sparse, dense = _prompts(model, 5, with_box=False, with_mask=False, seed=0)
+    embeddings = torch.zeros((2, model.prompt_encoder.embed_dim, side, side))
+    with pytest.raises(ValueError, match="split evenly"):
+        decode_shared(model.mask_decoder, embeddings, model.prompt_encoder.get_dense_pe(),
+                      sparse, dense, True)  # fmt: skip

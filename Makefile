@@ -18,9 +18,14 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
-$(VENV)/.test: $(VENV)/.runtime
+$(VENV)/.test: $(VENV)/.runtime web/node_modules/.installed
 	$(BIN)/pip install -q $(TORCH) $(TORCHVISION)
 	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# The browser side (onnxruntime-web; later the annotation tool), pinned by package-lock.json.
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: $(VENV)/.runtime
@@ -42,4 +47,4 @@ bench: $(VENV)/.test
 	$(BIN)/python benchmarks/bench_predictor.py
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo_output .pytest_cache .mypy_cache .ruff_cache web/node_modules

@@ -43,15 +43,18 @@ class Predictor:
     """Promptable segmentation with a :class:`~segany.models.Sam` model.
 
     Arguments:
-      model (Sam): the model (see :func:`segany.load_model`).
+      model (Sam): the model (see :func:`segany.load_model`), or an exported model run
+        by another runtime (:class:`segany.engine.onnx_backend.OnnxSam`).
       cache_size (int): image embeddings kept (LRU, keyed by image content), so coming
         back to an image costs no encoder run.
       box_batch_size (int): boxes decoded per decoder call when many are given (small
         batches are fastest on a CPU: the per-prompt working set then stays in cache).
     """
 
-    def __init__(self, model: Sam, *, cache_size: int = 8, box_batch_size: int = 4) -> None:
-        if not isinstance(model, Sam):
+    def __init__(
+        self, model: Sam | engine.Runtime, *, cache_size: int = 8, box_batch_size: int = 4
+    ) -> None:
+        if not isinstance(model, Sam) and not hasattr(model, "decode_prompts"):
             raise TypeError(f"Predictor needs a segany Sam model, got {type(model).__name__}")
         self.model = model.eval()
         self.transform = ResizeLongestSide(model.image_size)
@@ -135,7 +138,7 @@ class Predictor:
           (Prediction): masks CxHxW (BxCxHxW for a Bx4 box array), scores, low-res logits.
         """
         current = self._require_image()
-        low_res = self.model.prompt_encoder.mask_input_size[0]
+        low_res = engine.low_res_size(self.model)
         prompts = check_prompts(current.original_size, low_res, points, labels, box, mask_input)
         outputs = [
             self._predict_chunk(prompts, start, multimask, return_logits)
@@ -221,11 +224,15 @@ class Predictor:
           low-res logits BxCxhxw and predicted IoU BxC.
         """
         current = self._require_image()
-        points = None
-        if point_coords is not None and point_labels is not None:
-            points = (point_coords, point_labels)
-        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
-        return engine.decode(self.model, current.features, sparse, dense, multimask_output)
+        return engine.decode_prompts(
+            self.model,
+            current.features,
+            point_coords,
+            point_labels,
+            boxes,
+            mask_input,
+            multimask_output,
+        )
 
 
 def _image_key(image: np.ndarray) -> str:

@@ -6,13 +6,15 @@ loaded with one random-weight state dict saved in the official (flat ``Sam``) fo
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import torch
 
-from segany.models import SamConfig, TinyViTConfig, ViTConfig, build_sam
+from segany.models import SamConfig, ViTConfig, build_sam
+from segany.reference import official_sam, official_tiny_vit, official_vit
 from tests.helpers import randomize_state_dict
+
+__all__ = ["SMALL_VIT", "official_sam", "official_tiny_vit", "official_vit", "random_checkpoint"]
 
 # A small custom ViT SAM that the official classes can also express (fast reference tests).
 SMALL_VIT = SamConfig(
@@ -30,97 +32,6 @@ SMALL_VIT = SamConfig(
     decoder_mlp_dim=256,
     iou_head_hidden_dim=64,
 )
-
-
-def official_tiny_vit(config: TinyViTConfig) -> torch.nn.Module:
-    """The official MobileSAM encoder with the arguments of ``build_sam_vit_t``."""
-    from mobile_sam.modeling import TinyViT  # type: ignore[import-untyped]
-
-    return TinyViT(
-        img_size=config.img_size,
-        in_chans=config.in_chans,
-        num_classes=config.num_classes,
-        embed_dims=list(config.embed_dims),
-        depths=list(config.depths),
-        num_heads=list(config.num_heads),
-        window_sizes=list(config.window_sizes),
-        mlp_ratio=config.mlp_ratio,
-        drop_rate=0.0,
-        drop_path_rate=0.0,
-        use_checkpoint=False,
-        mbconv_expand_ratio=config.mbconv_expand_ratio,
-        local_conv_size=config.local_conv_size,
-        layer_lr_decay=0.8,
-    )
-
-
-def official_vit(config: ViTConfig) -> torch.nn.Module:
-    """The official SAM ViT image encoder for ``config``."""
-    from segment_anything.modeling import ImageEncoderViT  # type: ignore[import-untyped]
-
-    return ImageEncoderViT(
-        depth=config.depth,
-        embed_dim=config.embed_dim,
-        img_size=config.img_size,
-        mlp_ratio=config.mlp_ratio,
-        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-        num_heads=config.num_heads,
-        patch_size=config.patch_size,
-        qkv_bias=config.qkv_bias,
-        use_rel_pos=config.use_rel_pos,
-        global_attn_indexes=list(config.global_attn_indexes),
-        window_size=config.window_size,
-        out_chans=config.out_chans,
-    )
-
-
-def official_sam(config: SamConfig) -> torch.nn.Module:
-    """The official model for ``config`` (segment_anything for ViT, mobile_sam for TinyViT)."""
-    if isinstance(config.encoder, TinyViTConfig):
-        from mobile_sam.modeling import (  # type: ignore[import-untyped]
-            MaskDecoder,
-            PromptEncoder,
-            Sam,
-            TwoWayTransformer,
-        )
-
-        encoder = official_tiny_vit(config.encoder)
-        grid = config.encoder.img_size // 16
-    else:
-        from segment_anything.modeling import (  # type: ignore[import-untyped]
-            MaskDecoder,
-            PromptEncoder,
-            Sam,
-            TwoWayTransformer,
-        )
-
-        encoder = official_vit(config.encoder)
-        grid = config.encoder.embedding_size
-    dim = config.prompt_embed_dim
-    model = Sam(
-        image_encoder=encoder,
-        prompt_encoder=PromptEncoder(
-            embed_dim=dim,
-            image_embedding_size=(grid, grid),
-            input_image_size=(config.image_size, config.image_size),
-            mask_in_chans=config.mask_in_chans,
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=config.num_multimask_outputs,
-            transformer=TwoWayTransformer(
-                depth=config.decoder_depth,
-                embedding_dim=dim,
-                mlp_dim=config.decoder_mlp_dim,
-                num_heads=config.decoder_num_heads,
-            ),
-            transformer_dim=dim,
-            iou_head_depth=config.iou_head_depth,
-            iou_head_hidden_dim=config.iou_head_hidden_dim,
-        ),
-        pixel_mean=list(config.pixel_mean),
-        pixel_std=list(config.pixel_std),
-    )
-    return model.eval()
 
 
 def random_checkpoint(config: SamConfig, path: Path, seed: int) -> Path:

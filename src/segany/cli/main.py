@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NoReturn
 
+from segany.cli import bench, everything, export, models, segment, train
 from segany.cli import eval as eval_command
-from segany.cli import everything, models, segment, train
 from segany.errors import SegAnyError
 
 __all__ = ["build_parser", "main"]
@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(commands)
     train.register(commands)
     eval_command.register(commands)
+    export.register(commands)
+    bench.register(commands)
     return parser
 
 

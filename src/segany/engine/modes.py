@@ -15,13 +15,55 @@ and always hand back fp32, so callers never see the difference.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
 from ..models import vit
 from ..models.sam import Sam
 from .shared_decoder import decode_shared
 
-__all__ = ["MODES", "apply_mode", "decode", "encode", "mode_of"]
+__all__ = [
+    "MODES",
+    "Runtime",
+    "apply_mode",
+    "decode",
+    "decode_prompts",
+    "encode",
+    "low_res_size",
+    "mode_of",
+]
+
+
+class Runtime(Protocol):
+    """What segany needs of a model run by another runtime (e.g. ONNX Runtime)."""
+
+    name: str
+    image_size: int
+    low_res_size: int
+    mask_threshold: float
+    device: torch.device
+
+    def eval(self) -> Runtime: ...
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def postprocess_masks(
+        self, masks: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int]
+    ) -> torch.Tensor: ...
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def decode_prompts(
+        self,
+        features: torch.Tensor,
+        point_coords: torch.Tensor | None,
+        point_labels: torch.Tensor | None,
+        boxes: torch.Tensor | None,
+        mask_input: torch.Tensor | None,
+        multimask_output: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
 
 MODES = ("exact", "fast")
 _DTYPES = {"exact": torch.float32, "fast": torch.bfloat16}
@@ -50,8 +92,10 @@ def _dtype(module: torch.nn.Module) -> torch.dtype:
     return next(module.parameters()).dtype
 
 
-def encode(model: Sam, images: torch.Tensor) -> torch.Tensor:
+def encode(model: Sam | Runtime, images: torch.Tensor) -> torch.Tensor:
     """Bx3xSxS preprocessed images -> BxCxHxW fp32 embeddings."""
+    if not isinstance(model, Sam):
+        return model.encode(images)
     dtype = _dtype(model.image_encoder)
     return model.image_encoder(images.to(dtype)).float()
 
@@ -87,3 +131,39 @@ def decode(
             multimask_output,
         )
     return logits.float(), iou.float()
+
+
+def decode_prompts(
+    model: Sam | Runtime,
+    features: torch.Tensor,
+    point_coords: torch.Tensor | None,
+    point_labels: torch.Tensor | None,
+    boxes: torch.Tensor | None,
+    mask_input: torch.Tensor | None,
+    multimask_output: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode and decode prompts given in the encoder frame on one image's features.
+
+    Arguments:
+      point_coords: BxNx2 and point_labels: BxN, or None. boxes: Bx4 XYXY, or None.
+      mask_input: Bx1xhxw low-res logits, or None.
+
+    Returns:
+      BxMxhxw fp32 low-res logits and BxM predicted IoU (M = 3 or 1).
+    """
+    if not isinstance(model, Sam):
+        return model.decode_prompts(
+            features, point_coords, point_labels, boxes, mask_input, multimask_output
+        )
+    points = None
+    if point_coords is not None and point_labels is not None:
+        points = (point_coords, point_labels)
+    sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+    return decode(model, features, sparse, dense, multimask_output)
+
+
+def low_res_size(model: Sam | Runtime) -> int:
+    """Side of the decoder's low-resolution logits (the mask_input size)."""
+    if isinstance(model, Sam):
+        return int(model.prompt_encoder.mask_input_size[0])
+    return int(model.low_res_size)

@@ -32,6 +32,7 @@ from PIL import Image
 
 from segany.data.images import load_image
 from segany.data.rle import encode_counts
+from segany.engine import Runtime
 from segany.errors import InputError
 from segany.models.sam import Sam
 from segany.predictor import Predictor
@@ -94,7 +95,7 @@ class MaskGenerator:
 
     def __init__(
         self,
-        model: Sam | Predictor,
+        model: Sam | Runtime | Predictor,
         points_per_side: int | None = 32,
         points_per_batch: int = 64,
         pred_iou_thresh: float = 0.88,
@@ -114,7 +115,7 @@ class MaskGenerator:
     ) -> None:
         if isinstance(model, Predictor):
             self.predictor = model
-        elif isinstance(model, Sam):
+        elif isinstance(model, Sam) or hasattr(model, "decode_prompts"):
             self.predictor = Predictor(model)
         else:
             raise InputError(f"MaskGenerator needs a segany Sam or Predictor; got {type(model)}")
@@ -155,7 +156,7 @@ class MaskGenerator:
         self.chunk_pixels = chunk_pixels
 
     @property
-    def model(self) -> Sam:
+    def model(self) -> Sam | Runtime:
         return self.predictor.model
 
     # ------------------------------------------------------------------ public

@@ -98,9 +98,7 @@ class Sam(nn.Module):
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise and pad: 1x3xhxw (resized, long side = image_size) -> 1x3xSxS."""
-        x = (x - self.pixel_mean) / self.pixel_std
-        height, width = x.shape[-2:]
-        return F.pad(x, (0, self.image_size - width, 0, self.image_size - height))
+        return preprocess(x, self.pixel_mean, self.pixel_std, self.image_size)
 
     def postprocess_masks(
         self,
@@ -108,17 +106,37 @@ class Sam(nn.Module):
         input_size: tuple[int, int],
         original_size: tuple[int, int],
     ) -> torch.Tensor:
-        """Low-res logits BxCxhxw -> logits at the original image size BxCxHxW.
+        """Low-res logits BxCxhxw -> logits at the original image size BxCxHxW (see
+        :func:`postprocess_masks`)."""
+        return postprocess_masks(masks, self.image_size, input_size, original_size)
 
-        Arguments:
-          masks (torch.Tensor): decoder output.
-          input_size (tuple): (h, w) of the resized image before padding.
-          original_size (tuple): (H, W) of the original image.
-        """
-        size = self.image_size
-        masks = F.interpolate(masks, (size, size), mode="bilinear", align_corners=False)
-        masks = masks[..., : input_size[0], : input_size[1]]
-        return F.interpolate(masks, original_size, mode="bilinear", align_corners=False)
+
+def preprocess(
+    x: torch.Tensor, pixel_mean: torch.Tensor, pixel_std: torch.Tensor, image_size: int
+) -> torch.Tensor:
+    """Normalise 1x3xhxw (3x1x1 mean and std) and pad on the right and bottom to SxS."""
+    x = (x - pixel_mean) / pixel_std
+    height, width = x.shape[-2:]
+    return F.pad(x, (0, image_size - width, 0, image_size - height))
+
+
+def postprocess_masks(
+    masks: torch.Tensor,
+    image_size: int,
+    input_size: tuple[int, int],
+    original_size: tuple[int, int],
+) -> torch.Tensor:
+    """Low-res logits BxCxhxw -> logits at the original image size BxCxHxW.
+
+    Arguments:
+      masks (torch.Tensor): decoder output.
+      image_size (int): side S of the padded encoder input.
+      input_size (tuple): (h, w) of the resized image before padding.
+      original_size (tuple): (H, W) of the original image.
+    """
+    masks = F.interpolate(masks, (image_size, image_size), mode="bilinear", align_corners=False)
+    masks = masks[..., : input_size[0], : input_size[1]]
+    return F.interpolate(masks, original_size, mode="bilinear", align_corners=False)
 
 
 def build_encoder(config: EncoderConfig) -> nn.Module:

@@ -63,26 +63,55 @@ def _match(ours: list[dict], official: list[dict]) -> tuple[int, int, float]:
     return len(ours), len(official), worst
 
 
-def speed(repeats: int) -> None:
-    official_model, ours_model = _models()
-    image = scene(512, 512, seed=3)
-    official = _official_generator(official_model)
-    ours = segany.MaskGenerator(ours_model)
+def _bundled_models() -> tuple[torch.nn.Module, segany.models.Sam]:
+    """The bundled trained model and the official SAM classes loaded with its weights."""
+    from segany.reference import official_sam
+
+    ours = segany.load_model("segany_shapes")
+    official = official_sam(ours.config)
+    official.load_state_dict(ours.state_dict())
+    return official.eval(), ours
+
+
+def speed(repeats: int, model: str, thresholds: float | None) -> None:
+    """Both generators on one 512x512 image; seconds, ratio and whether outputs agree."""
+    if model == "segany_shapes":
+        official_model, ours_model = _bundled_models()
+        from segany.data.scenes import EVAL_BASE_SEED, SceneConfig, SceneDataset
+
+        image = SceneDataset(4, EVAL_BASE_SEED, SceneConfig(size=(512, 512)))[3].image
+        name = "segany_shapes (trained)"
+    else:
+        official_model, ours_model = _models()
+        image = scene(512, 512, seed=3)
+        name = "MobileSAM (blob weights)"
+    options: dict[str, object] = {}
+    if thresholds is not None:  # lowered so that many masks survive and are compared
+        options = {"pred_iou_thresh": thresholds, "stability_score_thresh": thresholds}
+    if model == "segany_shapes":
+        from segment_anything import SamAutomaticMaskGenerator  # type: ignore[import-untyped]
+
+        official = SamAutomaticMaskGenerator(official_model, **options)
+    else:
+        official = _official_generator(official_model, **options)
+    ours = segany.MaskGenerator(ours_model, **options)
     times: dict[str, list[float]] = {"official": [], "segany": []}
     for _ in range(repeats):
-        for name, gen in (("official", official), ("segany", ours)):
+        for side, gen in (("official", official), ("segany", ours)):
             start = time.perf_counter()
             with torch.inference_mode():
                 out = gen.generate(image)  # type: ignore[attr-defined]
-            times[name].append(time.perf_counter() - start)
-            if name == "official":
+            times[side].append(time.perf_counter() - start)
+            if side == "official":
                 ref = out
             else:
                 got = out
     n_ours, n_ref, worst = _match(got, ref)
     off, us = float(np.median(times["official"])), float(np.median(times["segany"]))
-    print(f"| 512x512, 32x32 points, MobileSAM | {off:.1f} s | {us:.1f} s | {off / us:.2f}x |"
-          f" {n_ours} vs {n_ref} masks, worst matched IoU {worst:.4f} |")  # fmt: skip
+    label = "default options" if thresholds is None else f"IoU/stability thresholds {thresholds}"
+    agreement = f"{n_ours} vs {n_ref} masks, worst matched IoU {worst:.4f}"
+    print(f"| 512x512, 32x32 points, {name}, {label} | {off:.1f} s | {us:.1f} s | "
+          f"{off / us:.2f}x | {agreement} |")  # fmt: skip
 
 
 def memory(side: str, size: str, points: int, keep_all: bool, rle: bool) -> None:
@@ -125,12 +154,19 @@ def main() -> None:
     parser.add_argument("--size", default="3000x4000", help="HxW for the memory run")
     parser.add_argument("--points", type=int, default=8, help="points per side (memory run)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--model", choices=("mobile_sam", "segany_shapes"), default="mobile_sam",
+        help="speed run: random MobileSAM edited to draw blobs, or the bundled trained model",
+    )  # fmt: skip
+    parser.add_argument(
+        "--thresholds", type=float, help="speed run: lowered IoU/stability thresholds"
+    )
     parser.add_argument("--keep-all", action="store_true", help="memory run without filters")
     parser.add_argument("--rle", action="store_true", help="output_mode coco_rle (memory run)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.what == "speed":
-        speed(args.repeats)
+        speed(args.repeats, args.model, args.thresholds)
     else:
         memory(args.side, args.size, args.points, args.keep_all, args.rle)
 

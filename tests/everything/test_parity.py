@@ -113,6 +113,28 @@ def test_a_small_vit_default_options(tmp_path: Path) -> None:
     assert sum(r["segmentation"]["counts"] in strings for r in ours) >= 0.9 * len(ours)
 
 
+def test_a_bundled_model_default_options() -> None:
+    """(a) The bundled trained model, the official default options, on generated scenes."""
+    from segment_anything import SamAutomaticMaskGenerator  # type: ignore[import-untyped]
+
+    from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+    from segany.reference import official_sam
+
+    ours_model = segany.load_model("segany_shapes")
+    official_model = official_sam(ours_model.config)
+    official_model.load_state_dict(ours_model.state_dict())
+    official_model.eval()
+    total = 0
+    for index in (2, 5):
+        image = SceneDataset(index + 1, EVAL_BASE_SEED)[index].image
+        with torch.inference_mode():
+            official = SamAutomaticMaskGenerator(official_model).generate(image)
+        ours = segany.MaskGenerator(ours_model).generate(image)
+        stats = _compare(official, ours, image.shape[:2], f"(a) bundled model, scene {index}")
+        total += stats["masks"]
+    assert total >= 10, "the trained model finds objects"
+
+
 def test_b_mobile_sam_hundreds_of_masks(tmp_path: Path) -> None:
     """(b) Random MobileSAM, lowered thresholds: hundreds of masks survive."""
     config = segany.get_spec("mobile_sam").config

@@ -7,10 +7,12 @@ and always hand back fp32, so callers never see the difference.
 * ``exact``: fp32 weights; ViT attention in the official operation order; one prompt
   decoded by the decoder's own modules, several with the image-side work shared
   (:mod:`segany.engine.shared_decoder`, equal up to rounding).
-* ``fast``: the image encoder and the mask decoder hold bf16 weights and compute in bf16
-  (AVX-512 BF16 or AMX matrix units where the CPU has them); ViT attention runs as one
-  fused kernel with the relative positions as an additive mask. The prompt encoder (its
-  Fourier features need fp32 to place points precisely) stays fp32.
+* ``fast``: bf16 compute (AVX-512 BF16 or AMX matrix units where the CPU has them). The
+  image encoder runs on OpenVINO in bf16 when ``openvino`` is installed
+  (:mod:`segany.engine.openvino_backend`), else in PyTorch with bf16 weights and ViT
+  attention as one fused kernel (relative positions as an additive mask); the mask
+  decoder holds bf16 weights. The prompt encoder (its Fourier features need fp32 to place
+  points precisely) stays fp32.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 
 from ..models import vit
 from ..models.sam import Sam
+from .openvino_backend import OpenVinoEncoder, openvino_available
 from .shared_decoder import decode_shared
 
 __all__ = [
@@ -74,7 +77,16 @@ def apply_mode(model: Sam, mode: str) -> Sam:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     dtype = _DTYPES[mode]
-    model.image_encoder.to(dtype)
+    model.fast_encoder = None
+    if mode == "fast" and openvino_available():
+        from ..weights import cache_dir
+
+        model.image_encoder.to(torch.float32)  # OpenVINO converts from the fp32 weights
+        model.fast_encoder = OpenVinoEncoder(
+            model.image_encoder, model.image_size, cache_dir=cache_dir() / "openvino"
+        )
+    else:
+        model.image_encoder.to(dtype)
     model.mask_decoder.to(dtype)
     for module in model.image_encoder.modules():
         if isinstance(module, vit.Attention):
@@ -96,6 +108,8 @@ def encode(model: Sam | Runtime, images: torch.Tensor) -> torch.Tensor:
     """Bx3xSxS preprocessed images -> BxCxHxW fp32 embeddings."""
     if not isinstance(model, Sam):
         return model.encode(images)
+    if model.fast_encoder is not None:
+        return model.fast_encoder(images)
     dtype = _dtype(model.image_encoder)
     return model.image_encoder(images.to(dtype)).float()
 

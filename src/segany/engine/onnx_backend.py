@@ -11,7 +11,6 @@ The files are checked against the sha256 sums in ``metadata.json`` before they a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,16 +20,9 @@ import torch
 
 from ..errors import CheckpointError, InputError
 from ..models.sam import postprocess_masks, preprocess
+from ..weights import sha256_file
 
 __all__ = ["OnnxSam"]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class OnnxSam:
@@ -65,7 +57,7 @@ class OnnxSam:
             path = root / name
             if not path.is_file():
                 raise CheckpointError(f"{path} is missing")
-            if _sha256(path) != expected:
+            if sha256_file(path) != expected:
                 raise CheckpointError(f"{path} fails its sha256 check (metadata.json)")
             sessions[name] = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]

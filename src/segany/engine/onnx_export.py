@@ -37,6 +37,7 @@ from torch import nn
 
 from ..fileio import atomic_path
 from ..models.sam import Sam
+from ..weights import sha256_file
 
 __all__ = ["OnnxDecoder", "export_onnx"]
 
@@ -85,14 +86,6 @@ class OnnxDecoder(nn.Module):
         return self.mask_decoder.predict_masks(embedding, encoder.get_dense_pe(), sparse, dense)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _model_hash(model: Sam) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -138,7 +131,7 @@ def export_onnx(model: Sam, out_dir: str | Path, *, overwrite: bool = False) -> 
         "pixel_std": [float(v) for v in model.pixel_std.flatten()],
         "mask_threshold": model.mask_threshold,
         "opset": OPSET,
-        "files": {n: _sha256(out / n) for n in names[:2]},
+        "files": {n: sha256_file(out / n) for n in names[:2]},
     }
     with atomic_path(out / "metadata.json") as tmp:
         tmp.write_text(json.dumps(metadata, indent=2))

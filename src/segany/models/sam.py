@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -86,6 +87,8 @@ class Sam(nn.Module):
         self.name: str = "custom"
         self.is_random: bool = True  # set False once real weights are loaded
         self.mode: str = "exact"  # see segany.engine.apply_mode
+        # The fast mode's compiled encoder (e.g. OpenVINO), used instead of image_encoder.
+        self.fast_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def image_size(self) -> int:
@@ -134,8 +137,24 @@ def postprocess_masks(
       input_size (tuple): (h, w) of the resized image before padding.
       original_size (tuple): (H, W) of the original image.
     """
-    masks = F.interpolate(masks, (image_size, image_size), mode="bilinear", align_corners=False)
+    # The official code upsamples the whole padded frame, then crops. Upsampling only the
+    # low-res rows and columns the crop reads (plus two for the bilinear neighbours and
+    # the border clamp) gives the same values: every kept output pixel is computed from
+    # the same two source pixels with the same weights (the scale is the same exact
+    # power of two either way).
+    low_h, low_w = masks.shape[-2:]
+    factor = image_size // low_h
+    if factor * low_h == image_size and factor * low_w == image_size:
+        rows = min(low_h, -(-input_size[0] // factor) + 2)
+        cols = min(low_w, -(-input_size[1] // factor) + 2)
+        masks = F.interpolate(
+            masks[..., :rows, :cols], scale_factor=factor, mode="bilinear", align_corners=False
+        )
+    else:
+        masks = F.interpolate(masks, (image_size, image_size), mode="bilinear", align_corners=False)
     masks = masks[..., : input_size[0], : input_size[1]]
+    if tuple(original_size) == tuple(input_size):
+        return masks  # resampling to the same size is the identity (weights 1 and 0)
     return F.interpolate(masks, original_size, mode="bilinear", align_corners=False)
 
 

@@ -245,6 +245,23 @@ def get_rel_pos(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor
     return table[relative.long()]
 
 
+def _relative_terms(
+    q: torch.Tensor,
+    rel_pos_h: torch.Tensor,
+    rel_pos_w: torch.Tensor,
+    q_size: tuple[int, int],
+    k_size: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The height and width terms: (B*heads)xqhxqwxkh and (B*heads)xqhxqwxkw."""
+    q_h, q_w = q_size
+    k_h, k_w = k_size
+    r_h = get_rel_pos(q_h, k_h, rel_pos_h).to(q.dtype)
+    r_w = get_rel_pos(q_w, k_w, rel_pos_w).to(q.dtype)
+    batch, heads, _, dim = q.shape
+    r_q = q.reshape(batch * heads, q_h, q_w, dim)
+    return torch.einsum("bhwc,hkc->bhwk", r_q, r_h), torch.einsum("bhwc,wkc->bhwk", r_q, r_w)
+
+
 def relative_position_bias(
     q: torch.Tensor,
     rel_pos_h: torch.Tensor,
@@ -257,16 +274,9 @@ def relative_position_bias(
     Arguments as :func:`add_relative_positions`. Returns:
       (torch.Tensor): Bxheadsx(qh*qw)x(kh*kw), in ``q``'s dtype.
     """
-    q_h, q_w = q_size
-    k_h, k_w = k_size
-    r_h = get_rel_pos(q_h, k_h, rel_pos_h).to(q.dtype)
-    r_w = get_rel_pos(q_w, k_w, rel_pos_w).to(q.dtype)
-    batch, heads, _, dim = q.shape
-    r_q = q.reshape(batch * heads, q_h, q_w, dim)
-    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, r_h)
-    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, r_w)
+    rel_h, rel_w = _relative_terms(q, rel_pos_h, rel_pos_w, q_size, k_size)
     bias = rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]
-    return bias.reshape(batch, heads, q_h * q_w, k_h * k_w)
+    return bias.reshape(q.shape[0], q.shape[1], q_size[0] * q_size[1], k_size[0] * k_size[1])
 
 
 def add_relative_positions(
@@ -291,12 +301,8 @@ def add_relative_positions(
     """
     q_h, q_w = q_size
     k_h, k_w = k_size
-    r_h = get_rel_pos(q_h, k_h, rel_pos_h)
-    r_w = get_rel_pos(q_w, k_w, rel_pos_w)
-    batch, heads, _, dim = q.shape
-    r_q = q.reshape(batch * heads, q_h, q_w, dim)
-    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, r_h)
-    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, r_w)
+    batch, heads = q.shape[:2]
+    rel_h, rel_w = _relative_terms(q, rel_pos_h, rel_pos_w, q_size, k_size)
     grid = logits.reshape(batch * heads, q_h, q_w, k_h, k_w)
     # In place (no full-size temporaries); the same additions in the same order.
     grid.add_(rel_h[:, :, :, :, None]).add_(rel_w[:, :, :, None, :])

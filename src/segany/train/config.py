@@ -25,6 +25,10 @@ class TrainConfig:
     into SAM's focal term between ``focal_from_step`` and ``focal_from_step +
     focal_ramp_steps``. Corrective clicks start at ``clicks_from_step``.
 
+    A fresh model first gets aligned decoder attention (``attention_gain``, 0 for none)
+    and ``decoder_warmup_steps`` of the geometric decoder warm-up
+    (:mod:`segany.train.localise`).
+
     Learning rate: linear warm-up over ``warmup_steps``, constant, then a cosine decay to
     ``min_lr_ratio`` over the last ``decay_fraction`` of ``steps`` (warm-up, stable,
     decay: a run can be lengthened on resume before its decay begins).
@@ -32,6 +36,8 @@ class TrainConfig:
 
     model: str = "segany_shapes"
     steps: int = 8000
+    attention_gain: float = 2.0
+    decoder_warmup_steps: int = 300
     images_per_step: int = 8
     prompts_per_image: int = 8
     clicks: int = 2

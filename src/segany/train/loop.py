@@ -18,6 +18,7 @@ from ..models.sam import Sam, build_sam
 from ..registry import get_spec
 from ..weights import save_state_dict_file
 from .config import TrainConfig
+from .localise import align_attention, warm_up_decoder
 from .step import train_step
 from .targets import SceneTensors, scene_to_tensors
 
@@ -116,9 +117,22 @@ def train(
                     f"--steps {steps} is not beyond the checkpoint's step {int(state['step'])}"
                 )
             config = TrainConfig.from_dict({**config.to_dict(), "steps": steps})
+    fresh = model is None and state is None  # built here: gets the decoder warm-up
+    if state is None:
+        (out / LOG).write_text("")
     if model is None:
         torch.manual_seed(config.seed)  # PyTorch's default init: see docs/training.md
         model = build_sam(get_spec(config.model).config)
+    if fresh:
+        if config.attention_gain > 0:
+            align_attention(model, config.attention_gain)
+        if config.decoder_warmup_steps > 0:
+            history = warm_up_decoder(
+                model, config.decoder_warmup_steps, seed=config.seed, progress=progress
+            )
+            tail = history[-20:]
+            with (out / LOG).open("a") as log:
+                log.write(json.dumps({"decoder_warmup_box_iou": sum(tail) / len(tail)}) + "\n")
     model.train()
     optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
@@ -130,8 +144,6 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         start = int(state["step"])
-    else:
-        (out / LOG).write_text("")
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
     def checkpoint(step: int) -> None:

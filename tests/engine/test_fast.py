@@ -1,0 +1,117 @@
+"""The fast mode (bf16, fused attention) stays close to the exact path."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import segany
+from segany.engine import apply_mode, mode_of, modes
+from segany.engine.openvino_backend import OpenVinoEncoder
+from segany.errors import InputError
+from segany.models import build_sam
+from segany.registry import get_spec
+from tests.helpers import randomize_state_dict
+from tests.reference.official import SMALL_VIT
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch) -> None:
+    """Converted OpenVINO models go to a temporary cache, not the user's."""
+    monkeypatch.setenv("SEGANY_CACHE", str(tmp_path / "cache"))
+
+
+def _random(config) -> segany.models.Sam:
+    """Every tensor random (the equivalence tests' weights)."""
+    model = build_sam(config)
+    model.load_state_dict(randomize_state_dict(model.state_dict(), seed=21))
+    return model.eval()
+
+
+def _official_init(config) -> segany.models.Sam:
+    """The official code's random initialisation, with position tables not zero.
+
+    The fast mode is judged on these, as the issue asks ("random-weight official models"):
+    the equivalence tests' weights draw relative-position tables from N(0, 1), which
+    makes every attention row nearly one-hot, a regime no trained model is in; there
+    bf16 rounding flips attention winners (ViT-B cosine 0.98, measured).
+    """
+    torch.manual_seed(5)
+    model = build_sam(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "rel_pos" in name or "pos_embed" in name:
+                param.normal_(0, 0.02)
+    return model.eval()
+
+
+def _image(height: int = 480, width: int = 640) -> np.ndarray:
+    from segany.data.scenes import SceneConfig, generate_scene
+
+    return generate_scene(6, SceneConfig(size=(height, width))).image
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+
+def test_fused_vit_attention_equals_exact_in_fp32() -> None:
+    model = _random(SMALL_VIT)
+    image = torch.randn((1, 3, 256, 256), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = model.image_encoder(image)
+        for module in model.image_encoder.modules():
+            if hasattr(module, "fused"):
+                module.fused = True
+        got = model.image_encoder(image)
+    assert float((got - want).abs().max()) <= 1e-4 * float(want.std())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["openvino", "torch"])
+@pytest.mark.parametrize("name", ["mobile_sam", "sam_vit_b"])
+def test_fast_embeddings_and_masks_stay_close(name: str, backend: str, monkeypatch) -> None:
+    if backend == "torch":  # as on a machine without openvino
+        monkeypatch.setattr(modes, "openvino_available", lambda: False)
+    exact = _official_init(get_spec(name).config)
+    fast = apply_mode(copy.deepcopy(exact), "fast")
+    assert mode_of(fast) == "fast" and mode_of(exact) == "exact"
+    if backend == "openvino":
+        assert isinstance(fast.fast_encoder, OpenVinoEncoder)
+    else:
+        assert fast.fast_encoder is None
+        assert next(fast.image_encoder.parameters()).dtype == torch.bfloat16
+    image = _image()
+    predictors = [segany.Predictor(m) for m in (exact, fast)]
+    for predictor in predictors:
+        predictor.set_image(image)
+    want, got = (p.get_image_embedding() for p in predictors)
+    assert got.dtype == torch.float32
+    cosine = _cosine(got, want)
+    print(f"\n{name} ({backend}): embedding cosine similarity fast vs exact {cosine:.6f}")
+    assert cosine >= 0.999
+    prompts = [
+        {"points": [[320, 240]], "labels": [1]},
+        {"box": [[100, 80, 400, 300], [300, 200, 600, 460]]},
+    ]
+    for prompt in prompts:
+        reference, fast_out = (p.predict(**prompt, return_logits=True) for p in predictors)
+        assert _cosine(torch.from_numpy(fast_out.low_res_logits),
+                       torch.from_numpy(reference.low_res_logits)) >= 0.995  # fmt: skip
+        assert np.abs(fast_out.scores - reference.scores).max() <= 0.02
+
+
+def test_load_model_modes(monkeypatch) -> None:
+    monkeypatch.setattr(modes, "openvino_available", lambda: False)
+    fast = segany.load_model("segany_shapes", pretrained=False, mode="fast")
+    assert mode_of(fast) == "fast"
+    attention = [m for m in fast.image_encoder.modules() if hasattr(m, "fused")]
+    assert attention and all(m.fused for m in attention)
+    exact = apply_mode(fast, "exact")
+    assert next(exact.mask_decoder.parameters()).dtype == torch.float32
+    assert not any(m.fused for m in attention)
+    with pytest.raises(InputError, match="mode must be one of exact, fast"):
+        segany.load_model("segany_shapes", pretrained=False, mode="turbo")

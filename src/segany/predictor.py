@@ -234,6 +234,27 @@ class Predictor:
             multimask_output,
         )
 
+    @torch.inference_mode()
+    def predict_low_res_above(
+        self,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        min_iou: float,
+        multimask_output: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Like :meth:`predict_low_res`, keeping only masks with predicted IoU > ``min_iou``.
+
+        Their masks are never computed, which is what SegEvery's IoU filter allows.
+
+        Returns:
+          kept: K flat indices into the BxC candidates; low-res logits Kxhxw of those;
+          predicted IoU BxC of all candidates.
+        """
+        current = self._require_image()
+        return engine.decode_prompts_above(
+            self.model, current.features, point_coords, point_labels, multimask_output, min_iou
+        )
+
 
 def _image_key(image: np.ndarray) -> str:
     digest = hashlib.blake2b(digest_size=16)

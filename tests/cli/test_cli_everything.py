@@ -70,7 +70,8 @@ def tiny_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[Any, Any]
     """Make the CLI load a tiny random model; yields the (name, checkpoint) of each load."""
     loads: list[tuple[Any, Any]] = []
 
-    def load(name: Any, checkpoint: Any) -> Any:
+    def load(name: Any, checkpoint: Any, mode: str = "exact") -> Any:
+        assert mode in ("exact", "fast")
         loads.append((name, checkpoint))
         torch.manual_seed(0)
         return build_sam(TINY)

@@ -92,8 +92,11 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Replace segany.load_model and segany.Predictor; returns the recorded state."""
     state: dict[str, Any] = {"loads": [], "model": _FakeModel(), "error": None}
 
-    def load_model(name: str | None = None, checkpoint: str | Path | None = None) -> Any:
+    def load_model(
+        name: str | None = None, checkpoint: str | Path | None = None, mode: str = "exact"
+    ) -> Any:
         state["loads"].append((name, checkpoint))
+        state["mode"] = mode
         if state.get("load_error") is not None:
             raise state["load_error"]
         return state["model"]

@@ -27,7 +27,7 @@ def register(commands: Any) -> None:
             "random weights (speed does not depend on their values)."
         ),
     )
-    add_model_arguments(parser)
+    add_model_arguments(parser, with_mode=False)
     parser.add_argument("--rounds", type=positive_int, default=3, help="rounds (3)")
     parser.add_argument(
         "--cases", nargs="+", choices=CASES, default=list(CASES), help="cases to time (all)"

@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model NAME`` and ``--checkpoint PATH`` (the architecture inferred from the file)."""
+def add_model_arguments(parser: argparse.ArgumentParser, with_mode: bool = True) -> None:
+    """``--model NAME``, ``--checkpoint PATH`` (the architecture inferred from the file) and,
+    with ``with_mode``, ``--mode exact|fast``."""
     parser.add_argument("--model", metavar="NAME", help="registered model (see 'segany models')")
     parser.add_argument(
         "--checkpoint",
@@ -15,6 +16,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="weights file; the architecture is --model or inferred from the file",
     )
+    if with_mode:
+        parser.add_argument(
+            "--mode",
+            choices=("exact", "fast"),
+            default="exact",
+            help="exact: fp32, the official results (default); fast: bf16 (OpenVINO if installed)",
+        )
 
 
 def _whole_number(text: str, minimum: int) -> int:

@@ -33,6 +33,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--clicks", type=non_negative_int, default=3, help="corrective clicks (3)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="prompt-noise seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--mode", choices=("exact", "fast"), default="exact", help="execution mode (exact)"
+    )
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.set_defaults(func=run)
 
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json is not None and not args.json.parent.is_dir():
         raise InputError(f"--json: folder {args.json.parent} does not exist")
-    model = segany.load_model(args.model, checkpoint=args.checkpoint)
+    model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
     predictor = segany.Predictor(model, cache_size=0)
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
     chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if pending:
         options = {dest: getattr(args, dest) for _, dest, _, _ in _OPTIONS}
         options = {key: value for key, value in options.items() if value is not None}
-        model = _load_model(args.model, args.checkpoint)
+        model = _load_model(args.model, args.checkpoint, args.mode)
         if getattr(model, "is_random", False) and not args.quiet:
             print(
                 "segany: note: this model has random weights (no trained checkpoint); "
@@ -137,12 +137,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(name: str | None, checkpoint: Path | None) -> Sam:
+def _load_model(name: str | None, checkpoint: Path | None, mode: str = "exact") -> Sam:
     """Load the model named by ``--model``/``--checkpoint`` (the default model if neither)."""
     if checkpoint is not None and not checkpoint.is_file():
         what = "is a directory" if checkpoint.is_dir() else "does not exist"
         raise CheckpointError(f"Checkpoint file '{checkpoint}' {what}.")
-    return segany.load_model(name=name, checkpoint=checkpoint)
+    return segany.load_model(name=name, checkpoint=checkpoint, mode=mode)
 
 
 def _no_generate(image: Any) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ def register(commands: Any) -> None:
         ),
     )
     parser.add_argument("format", choices=("onnx",), help="export format")
-    add_model_arguments(parser)
+    add_model_arguments(parser, with_mode=False)
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     parser.set_defaults(func=run)

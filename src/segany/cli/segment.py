@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         raise CheckpointError(f"Checkpoint file '{checkpoint}' {what}.")
 
     image = load_image(args.image)  # fail on a bad image before the slow model load
-    model = segany.load_model(name=args.model, checkpoint=checkpoint)
+    model = segany.load_model(name=args.model, checkpoint=checkpoint, mode=args.mode)
     if getattr(model, "is_random", False):
         print(
             "segany: note: this model has random weights (no trained checkpoint); "

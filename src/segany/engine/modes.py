@@ -24,7 +24,7 @@ import torch
 from ..models import vit
 from ..models.sam import Sam
 from .openvino_backend import OpenVinoEncoder, openvino_available
-from .shared_decoder import decode_shared
+from .shared_decoder import decode_shared, decode_shared_above
 
 __all__ = [
     "MODES",
@@ -32,6 +32,7 @@ __all__ = [
     "apply_mode",
     "decode",
     "decode_prompts",
+    "decode_prompts_above",
     "encode",
     "low_res_size",
     "mode_of",
@@ -181,3 +182,40 @@ def low_res_size(model: Sam | Runtime) -> int:
     if isinstance(model, Sam):
         return int(model.prompt_encoder.mask_input_size[0])
     return int(model.low_res_size)
+
+
+def decode_prompts_above(
+    model: Sam | Runtime,
+    features: torch.Tensor,
+    point_coords: torch.Tensor | None,
+    point_labels: torch.Tensor | None,
+    multimask_output: bool,
+    min_iou: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Point prompts -> only the candidates whose predicted IoU is above ``min_iou``.
+
+    Returns K kept flat indices into the BxM candidates, their Kxhxw fp32 low-res
+    logits, and the BxM predicted IoU of all (see
+    :func:`~segany.engine.shared_decoder.decode_shared_above`).
+    """
+    if not isinstance(model, Sam):
+        logits, iou = decode_prompts(
+            model, features, point_coords, point_labels, None, None, multimask_output
+        )
+        kept = torch.nonzero((iou > min_iou).flatten()).flatten()
+        return kept, logits.flatten(0, 1)[kept], iou
+    points = None
+    if point_coords is not None and point_labels is not None:
+        points = (point_coords, point_labels)
+    sparse, dense = model.prompt_encoder(points=points, boxes=None, masks=None)
+    dtype = _dtype(model.mask_decoder)
+    kept, logits, iou = decode_shared_above(
+        model.mask_decoder,
+        features.to(dtype),
+        model.prompt_encoder.get_dense_pe().to(dtype),
+        sparse.to(dtype),
+        dense[:1].to(dtype),
+        multimask_output,
+        min_iou,
+    )
+    return kept, logits.float(), iou.float()

@@ -30,7 +30,7 @@ import torch
 from ..models.mask_decoder import MaskDecoder
 from ..models.transformer import Attention, TwoWayAttentionBlock
 
-__all__ = ["decode_shared", "predict_masks_shared"]
+__all__ = ["decode_shared", "decode_shared_above", "predict_masks_shared", "transformer_shared"]
 
 
 def _heads(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -181,6 +181,23 @@ def predict_masks_shared(
     Returns:
       masks: Bx(1+M)x(4H)x(4W) logits; iou_pred: Bx(1+M).
     """
+    hs, keys, (height, width) = transformer_shared(
+        decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
+    )
+    return decoder.heads(hs, keys, height, width)
+
+
+def transformer_shared(
+    decoder: MaskDecoder,
+    image_embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    sparse_prompt_embeddings: torch.Tensor,
+    dense_prompt_embeddings: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """The two-way transformer of :func:`predict_masks_shared` alone.
+
+    Returns the BxNxC output tokens, the Bx(H*W)xC image tokens and (H, W).
+    """
     batch = sparse_prompt_embeddings.shape[0]
     groups = image_embeddings.shape[0]
     if batch % groups:
@@ -210,4 +227,38 @@ def predict_masks_shared(
         transformer.final_attn_token_to_image, queries + tokens, keys + key_pe, keys
     )
     hs = transformer.norm_final_attn(queries + update)
-    return decoder.heads(hs, keys, height, width)
+    return hs, keys, (height, width)
+
+
+def decode_shared_above(
+    decoder: MaskDecoder,
+    image_embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    sparse_prompt_embeddings: torch.Tensor,
+    dense_prompt_embeddings: torch.Tensor,
+    multimask_output: bool,
+    min_iou: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Decode, but upscale masks only for prompts with a predicted IoU above ``min_iou``.
+
+    The IoU head reads the IoU token alone, so it is known before any mask is made; a mask
+    whose predicted IoU is not above ``min_iou`` is filtered out by SegEvery anyway, and
+    the upscaling path (most of the decoder's per-prompt work) runs only for the prompts
+    with at least one mask left.
+
+    Returns:
+      kept: K flat indices into the BxM candidates (prompt-major), in order.
+      logits: Kx(4H)x(4W) low-res logits of the kept candidates.
+      iou_pred: BxM predicted IoU of every candidate.
+    """
+    hs, keys, (height, width) = transformer_shared(
+        decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
+    )
+    chosen = slice(1, None) if multimask_output else slice(0, 1)
+    iou_pred = decoder.predict_iou(hs)[:, chosen]
+    passing = iou_pred > min_iou
+    prompts = torch.nonzero(passing.any(dim=1)).flatten()
+    logits = decoder.mask_logits(hs[prompts], keys[prompts], height, width)[:, chosen]
+    kept = torch.nonzero(passing.flatten()).flatten()
+    selected = passing[prompts].flatten()
+    return kept, logits.flatten(0, 1)[selected], iou_pred

@@ -222,12 +222,9 @@ class MaskGenerator:
         Boxes stay in the crop's frame (for the within-crop NMS); RLEs are of whole-image
         masks.
         """
-        low_res, iou_preds = self._decode(points)  # (3B)xhxw logits, 3B scores
+        low_res, chosen, iou_preds = self._decode(points)
         repeats = len(iou_preds) // len(points)
         point_of = np.repeat(points, repeats, axis=0)
-        chosen = torch.arange(len(iou_preds))
-        if self.pred_iou_thresh > 0.0:
-            chosen = torch.nonzero(iou_preds > self.pred_iou_thresh).flatten()
         crop_h, crop_w = crop_box[3] - crop_box[1], crop_box[2] - crop_box[0]
         image_size = self.model.image_size
         per_mask = image_size * image_size + crop_h * crop_w
@@ -235,29 +232,39 @@ class MaskGenerator:
         parts = []
         for start in range(0, len(chosen), chunk):
             index = chosen[start : start + chunk]
-            parts.append(
-                self._filter_chunk(low_res[index], index, iou_preds, point_of, crop_box, size)
-            )
+            logits = low_res[start : start + chunk]
+            parts.append(self._filter_chunk(logits, index, iou_preds, point_of, crop_box, size))
         return Candidates.concat(parts)
 
-    def _decode(self, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bx2 points in the current crop -> (3B)xhxw low-res logits and 3B predicted IoU.
+    def _decode(self, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Bx2 points in the current crop -> the candidates that pass the IoU filter.
 
-        ``Predictor.predict_low_res`` (no upsampling to full resolution): one
-        positive point per prompt, three masks per point, flattened point-major; the
-        decoder runs on ``decoder_batch_size`` prompts at a time.
+        One positive point per prompt, three masks per point, flattened point-major; the
+        decoder runs on ``decoder_batch_size`` prompts at a time and makes masks only for
+        candidates whose predicted IoU passes ``pred_iou_thresh`` (the IoU head does not
+        need the mask, so the survivors are the same).
+
+        Returns:
+          Kxhxw low-res logits of the survivors, their K flat indices among the 3B
+          candidates, and the 3B predicted IoU of all.
         """
         predictor, model = self.predictor, self.model
+        min_iou = self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else -math.inf
         coords = predictor.transform.apply_coords(points, predictor.original_size)
         all_points = torch.as_tensor(coords, device=model.device)[:, None, :]
-        logits, scores = [], []
+        logits, kept, scores = [], [], []
+        offset = 0
         for start in range(0, len(all_points), self.decoder_batch_size):
             in_points = all_points[start : start + self.decoder_batch_size]
             in_labels = torch.ones(in_points.shape[:2], dtype=torch.int, device=model.device)
-            low_res, iou_preds = predictor.predict_low_res(in_points, in_labels)
-            logits.append(low_res.flatten(0, 1))
+            index, low_res, iou_preds = predictor.predict_low_res_above(
+                in_points, in_labels, min_iou
+            )
+            logits.append(low_res)
+            kept.append(index + offset)
             scores.append(iou_preds.flatten(0, 1).float())
-        return torch.cat(logits), torch.cat(scores)
+            offset += iou_preds.numel()
+        return torch.cat(logits), torch.cat(kept), torch.cat(scores)
 
     def _upsample(self, low_res: torch.Tensor) -> torch.Tensor:
         """Kxhxw low-res logits -> KxHxW logits at the current crop's size.

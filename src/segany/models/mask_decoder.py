@@ -108,8 +108,17 @@ class MaskDecoder(nn.Module):
           hs: BxNxC output tokens (IoU token, then the mask tokens, then the prompts).
           keys: Bx(H*W)xC image tokens.
         """
+        return self.mask_logits(hs, keys, height, width), self.predict_iou(hs)
+
+    def predict_iou(self, hs: torch.Tensor) -> torch.Tensor:
+        """BxNxC output tokens -> Bx(1+M) predicted IoU (it needs no mask)."""
+        return self.iou_prediction_head(hs[:, 0, :])
+
+    def mask_logits(
+        self, hs: torch.Tensor, keys: torch.Tensor, height: int, width: int
+    ) -> torch.Tensor:
+        """BxNxC output tokens and Bx(H*W)xC image tokens -> Bx(1+M)x(4H)x(4W) logits."""
         batch, _, channels = hs.shape
-        iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
         src = keys.transpose(1, 2).reshape(batch, channels, height, width)
         upscaled = self.output_upscaling(src)
@@ -118,7 +127,6 @@ class MaskDecoder(nn.Module):
             dim=1,
         )
         _, up_channels, up_h, up_w = upscaled.shape
-        masks = (hyper_in @ upscaled.reshape(batch, up_channels, up_h * up_w)).reshape(
-            batch, -1, up_h, up_w
+        return (hyper_in @ upscaled.reshape(batch, up_channels, up_h * up_w)).reshape(
+            batch, self.num_mask_tokens, up_h, up_w
         )
-        return masks, self.iou_prediction_head(iou_token_out)

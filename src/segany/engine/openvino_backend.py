@@ -20,8 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.mask_decoder import MaskDecoder
-
 __all__ = ["OpenVinoEncoder", "openvino_available"]
 
 
@@ -117,91 +115,3 @@ class OpenVinoEncoder:
                 outputs.append(torch.from_numpy(np.array(result[0])))
         return torch.cat(outputs)
 
-
-class _SharedDecoding(nn.Module):
-    """:func:`~segany.engine.shared_decoder.predict_masks_shared` as a module (to convert)."""
-
-    def __init__(self, decoder: MaskDecoder, image_pe: torch.Tensor) -> None:
-        super().__init__()
-        self.decoder = decoder
-        self.image_pe: torch.Tensor
-        self.register_buffer("image_pe", image_pe)
-
-    def forward(
-        self, image_embeddings: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        from .shared_decoder import predict_masks_shared
-
-        return predict_masks_shared(self.decoder, image_embeddings, self.image_pe, sparse, dense)
-
-
-class OpenVinoDecoder:
-    """The mask decoder (shared-image formulation) compiled by OpenVINO.
-
-    Called with a 1xCxHxW embedding, BxNxC sparse and 1xCxHxW (shared, no mask) or
-    BxCxHxW dense prompt embeddings; returns every mask token's Bx(1+M)x4Hx4W logits and
-    Bx(1+M) IoU, fp32. The numbers of prompts and tokens are dynamic.
-    """
-
-    def __init__(
-        self,
-        decoder: MaskDecoder,
-        image_pe: torch.Tensor,
-        precision: str = "bf16",
-        threads: int | None = None,
-    ) -> None:
-        self.module = _SharedDecoding(decoder, image_pe.float())
-        self.pe_shape = tuple(image_pe.shape)
-        self.precision = precision
-        self.threads = threads
-        self._requests: dict[bool, object] = {}
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        state["_requests"] = {}
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    def _compile(self, shared_dense: bool) -> object:
-        import openvino as ov
-
-        channels, height, width = self.pe_shape[1:]
-        embedding = torch.zeros((1, channels, height, width))
-        sparse = torch.zeros((2, 2, channels))
-        dense = torch.zeros((1 if shared_dense else 2, channels, height, width))
-        shapes = [
-            ov.PartialShape([1, channels, height, width]),
-            ov.PartialShape([-1, -1, channels]),
-            ov.PartialShape([1 if shared_dense else -1, channels, height, width]),
-        ]
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            model = ov.convert_model(
-                self.module.float().eval(),
-                example_input=(embedding, sparse, dense),
-                input=shapes,
-            )
-        config = {
-            "INFERENCE_PRECISION_HINT": self.precision,
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": self.threads or torch.get_num_threads(),
-        }
-        return ov.Core().compile_model(model, "CPU", config).create_infer_request()
-
-    def __call__(
-        self, image_embeddings: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        shared = dense.shape[0] == 1
-        with self._lock:
-            if shared not in self._requests:
-                self._requests[shared] = self._compile(shared)
-            request = self._requests[shared]
-            inputs = [t.float().contiguous().numpy() for t in (image_embeddings, sparse, dense)]
-            result = request.infer(inputs)  # type: ignore[attr-defined]
-            masks, iou = (torch.from_numpy(np.array(result[i])) for i in range(2))
-        return masks, iou

@@ -171,3 +171,29 @@ register_model(
         config=SHAPES_CONFIG,
     )
 )
+
+# The same, with a TinyViT-style convolution/attention encoder (MobileSAM's design at 512 px,
+# smaller): compared with segany_shapes in docs/training.md. The official MobileSAM classes
+# cannot express it (their TinyViT fixes a 64x64 output grid).
+SHAPES_HYBRID_CONFIG = SamConfig(
+    encoder=TinyViTConfig(
+        img_size=512,
+        embed_dims=(32, 64, 128, 192),
+        depths=(2, 2, 4, 2),
+        num_heads=(1, 2, 4, 6),
+        window_sizes=(7, 7, 8, 8),
+        out_chans=128,
+        num_classes=0,
+    ),
+    prompt_embed_dim=128,
+    decoder_num_heads=4,
+    decoder_mlp_dim=512,
+    iou_head_hidden_dim=128,
+)
+register_model(
+    ModelSpec(
+        name="segany_shapes_hybrid",
+        description="segany_shapes with a small TinyViT-style encoder (conv + attention)",
+        config=SHAPES_HYBRID_CONFIG,
+    )
+)

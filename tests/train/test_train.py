@@ -144,3 +144,63 @@ def test_resume_can_lengthen_a_run(tmp_path: Path) -> None:
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["step"] == 12 and state["config"]["steps"] == 12
     assert _log(tmp_path)[-1]["step"] == 12
+
+
+def test_export_weights_round_trips(tmp_path: Path) -> None:
+    from segany.train import export_weights
+    from segany.weights import load_state_dict_file
+
+    config = TrainConfig(**{**FAST.to_dict(), "steps": 2, "checkpoint_every": 1})
+    model = _fresh()
+    train(config, tmp_path, progress=False, model=model)
+    out = export_weights(tmp_path / "checkpoint.pt", tmp_path / "weights.safetensors")
+    exported = load_state_dict_file(out)
+    assert set(exported) == set(model.state_dict())
+    for key, value in model.state_dict().items():
+        assert torch.equal(exported[key], value), key
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception, match="cannot read training checkpoint"):
+        export_weights(tmp_path / "junk.pt", tmp_path / "x.safetensors")
+
+
+def test_training_scenes_never_come_from_the_evaluation_range() -> None:
+    from segany.data.scenes import EVAL_BASE_SEED, TRAIN_BASE_SEED, scene_seed
+
+    model = _fresh()
+    for seed in (0, 1, 255):
+        config = TrainConfig(**{**FAST.to_dict(), "seed": seed})
+        seen = []
+        original = loop.generate_scene
+
+        def spy(scene, cfg, seen=seen, original=original):
+            seen.append(scene)
+            return original(scene, cfg)
+
+        loop.generate_scene = spy
+        try:
+            loop.step_scenes(3, config, model)
+        finally:
+            loop.generate_scene = original
+        low, high = scene_seed(TRAIN_BASE_SEED, 0), scene_seed(EVAL_BASE_SEED, 0)
+        assert all(low <= s < high for s in seen), "inside the training range"
+    with pytest.raises(InputError, match="seed"):
+        TrainConfig(seed=256)
+
+
+def test_grouping_loss_trains_a_probe_and_resumes(tmp_path: Path) -> None:
+    from segany.train.grouping import grouping_loss
+
+    features = torch.zeros((1, 2, 4, 4))
+    regions = torch.zeros((1, 4, 4), dtype=torch.long)
+    regions[0, :, 2:] = 1
+    together = grouping_loss(features, regions)
+    features[0, 0, :, 2:] = 5.0  # the two regions pulled apart
+    apart = grouping_loss(features, regions)
+    assert apart < together
+    config = TrainConfig(**{**FAST.to_dict(), "steps": 4, "checkpoint_every": 2,
+                            "grouping_weight": 1.0})  # fmt: skip
+    train(config, tmp_path, progress=False, model=_fresh())
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["probe"] is not None and "proj.weight" in state["probe"]
+    assert "grouping" in _log(tmp_path)[-1]
+    train(config, tmp_path, resume=True, steps=6, progress=False, model=_fresh())

@@ -114,4 +114,3 @@ class OpenVinoEncoder:
                 result = self._request.infer([image[None].numpy()])  # type: ignore[attr-defined]
                 outputs.append(torch.from_numpy(np.array(result[0])))
         return torch.cat(outputs)
-

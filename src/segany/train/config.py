@@ -25,6 +25,9 @@ class TrainConfig:
     into SAM's focal term between ``focal_from_step`` and ``focal_from_step +
     focal_ramp_steps``. Corrective clicks start at ``clicks_from_step``.
 
+    ``grouping_weight`` > 0 adds the dense grouping loss on the encoder
+    (:mod:`segany.train.grouping`).
+
     A fresh model first gets aligned decoder attention (``attention_gain``, 0 for none)
     and ``decoder_warmup_steps`` of the geometric decoder warm-up
     (:mod:`segany.train.localise`).
@@ -60,6 +63,7 @@ class TrainConfig:
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     iou_weight: float = 1.0
+    grouping_weight: float = 0.0
     bf16: bool = True
     seed: int = 0
     checkpoint_every: int = 200
@@ -75,6 +79,8 @@ class TrainConfig:
         for name in ("box_fraction", "centre_fraction", "decay_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be within [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.seed < 256:
+            raise InputError(f"seed must be within [0, 256), got {self.seed}")
         if self.lr <= 0:
             raise InputError(f"lr must be positive, got {self.lr}")
 

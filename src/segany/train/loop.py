@@ -18,11 +18,13 @@ from ..models.sam import Sam, build_sam
 from ..registry import get_spec
 from ..weights import save_state_dict_file
 from .config import TrainConfig
+from .grouping import GroupingProbe
 from .localise import align_attention, warm_up_decoder
 from .step import train_step
 from .targets import SceneTensors, scene_to_tensors
 
 CHECKPOINT = "checkpoint.pt"
+SEED_STRIDE = 1 << 24  # scenes per training seed: 2**24 (2 million steps of 8)
 LOG = "log.jsonl"
 FINAL = "model.safetensors"
 
@@ -40,13 +42,20 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
 
 
-def make_optimizer(model: Sam, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases, norms, embeddings and position tables."""
+def make_optimizer(
+    model: Sam, config: TrainConfig, probe: torch.nn.Module | None = None
+) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases, norms, embeddings and position tables.
+
+    ``probe`` (the grouping loss's projection, if used) is trained too, without decay.
+    """
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         flat = param.ndim < 2 or "pos" in name or "token" in name or "embed" in name
         (no_decay if flat else decay).append(param)
+    if probe is not None:
+        no_decay.extend(probe.parameters())
     groups = [
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -59,10 +68,15 @@ def step_scenes(step: int, config: TrainConfig, model: Sam) -> list[SceneTensors
     low_res = model.prompt_encoder.mask_input_size[0]
     out = []
     for i in range(config.images_per_step):
-        seed = scene_seed(TRAIN_BASE_SEED + config.seed, step * config.images_per_step + i)
+        # Runs with different seeds draw from disjoint stretches of the training range
+        # (never from the evaluation range: the base seed stays TRAIN_BASE_SEED).
+        index = config.seed * SEED_STRIDE + step * config.images_per_step + i
+        seed = scene_seed(TRAIN_BASE_SEED, index)
         scene = generate_scene(seed, SceneConfig())
         out.append(
-            scene_to_tensors(scene.image, scene.masks, scene.boxes, model.image_size, low_res)
+            scene_to_tensors(
+                scene.image, scene.masks, scene.boxes, model.image_size, low_res, scene.parent
+            )
         )
     return out
 
@@ -134,12 +148,18 @@ def train(
             with (out / LOG).open("a") as log:
                 log.write(json.dumps({"decoder_warmup_box_iou": sum(tail) / len(tail)}) + "\n")
     model.train()
-    optimizer = make_optimizer(model, config)
+    probe = None
+    if config.grouping_weight > 0:
+        torch.manual_seed(config.seed)
+        probe = GroupingProbe(model.prompt_encoder.embed_dim)
+    optimizer = make_optimizer(model, config, probe)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
     start = 0
     if state is not None:
         model.load_state_dict(state["model"])
+        if probe is not None:
+            probe.load_state_dict(state["probe"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
@@ -150,6 +170,7 @@ def train(
         _save_atomic(
             {
                 "model": model.state_dict(),
+                "probe": None if probe is None else probe.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "generator": generator.get_state(),
@@ -165,7 +186,7 @@ def train(
     began = time.perf_counter()
     for step in range(start, config.steps):
         scenes = step_scenes(step, config, model)
-        loss, metrics = train_step(model, scenes, config, generator, step)
+        loss, metrics = train_step(model, scenes, config, generator, step, probe)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -187,3 +208,21 @@ def train(
     model.eval()
     save_state_dict_file(model.state_dict(), out / FINAL)
     return last
+
+
+def export_weights(checkpoint: str | Path, out_file: str | Path) -> Path:
+    """Write the model weights of a training checkpoint as a ``.safetensors`` file.
+
+    This is how a run's weights become a model file (``segany.load_model(checkpoint=...)``,
+    or the package's bundled ``segany_shapes``); optimizer and sampler state are dropped.
+    """
+    path = Path(checkpoint)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign file
+        raise CheckpointError(f"cannot read training checkpoint {path}: {exc}") from exc
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is not a segany training checkpoint (no 'model' entry)")
+    out = Path(out_file)
+    save_state_dict_file(state["model"], out)
+    return out

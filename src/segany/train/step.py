@@ -10,6 +10,7 @@ from ..data.masks import interior_points
 from ..engine import predict_masks_shared
 from ..models.sam import Sam
 from .config import TrainConfig
+from .grouping import GroupingProbe, grouping_loss
 from .losses import mask_iou, segmentation_loss
 from .prompting import corrective_points, noisy_boxes, random_points
 from .targets import SceneTensors
@@ -43,8 +44,13 @@ def train_step(
     config: TrainConfig,
     generator: torch.Generator,
     step: int = 0,
+    probe: GroupingProbe | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Forward pass of one step: returns the loss and metrics (IoU after each click)."""
+    """Forward pass of one step: returns the loss and metrics (IoU after each click).
+
+    With ``probe``, the encoder also gets the dense grouping loss (:mod:`.grouping`),
+    weighted by ``config.grouping_weight``.
+    """
     focal_share = config.focal_share(step)
     clicks = config.clicks if step >= config.clicks_from_step else 0
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if config.bf16 else nullcontext()
@@ -70,9 +76,15 @@ def train_step(
     coords = first[:, None, :]
     labels = torch.ones((count, 1), dtype=torch.long)
 
+    regions = None
+    maps = [s.regions for s in scenes if s.regions is not None]
+    if probe is not None and len(maps) == len(scenes):
+        # the region at the centre of each embedding cell
+        cell = scenes[0].masks.shape[-1] // model.prompt_encoder.image_embedding_size[0]
+        regions = torch.stack(maps)[:, cell // 2 :: cell, cell // 2 :: cell]
     with autocast:
         return _sessions(model, images, image_index, targets, is_box, boxes, coords, labels,
-                         config, generator, focal_share, clicks, scale)  # fmt: skip
+                         config, generator, focal_share, clicks, scale, probe, regions)  # fmt: skip
 
 
 def _sessions(
@@ -89,6 +101,8 @@ def _sessions(
     focal_share: float,
     clicks: int,
     scale: float,
+    probe: GroupingProbe | None = None,
+    regions: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The simulated interactive sessions of one step (first prompt, then clicks).
 
@@ -100,6 +114,9 @@ def _sessions(
     count = len(targets)
     targets_f = targets.float()
     embeddings = model.image_encoder(images)
+    grouping = None
+    if probe is not None and regions is not None:
+        grouping = grouping_loss(probe(embeddings).float(), regions)
     per_image = torch.bincount(image_index, minlength=len(images))
     if bool((per_image == per_image[0]).all()):
         decoder_images = embeddings  # prompts come in equal groups, one per image
@@ -155,4 +172,8 @@ def _sessions(
             coords = torch.cat([coords, new_points[:, None]], dim=1)
             labels = torch.cat([labels, new_labels[:, None]], dim=1)
             mask_input = chosen
-    return total / (clicks + 1), metrics
+    total = total / (clicks + 1)
+    if grouping is not None:
+        metrics["grouping"] = float(grouping.detach())
+        total = total + config.grouping_weight * grouping
+    return total, metrics

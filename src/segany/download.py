@@ -301,5 +301,3 @@ def download(
             )
     os.replace(part, dest)
     return dest
-
-

@@ -115,3 +115,21 @@ def test_load_model_modes(monkeypatch) -> None:
     assert not any(m.fused for m in attention)
     with pytest.raises(InputError, match="mode must be one of exact, fast"):
         segany.load_model("segany_shapes", pretrained=False, mode="turbo")
+
+
+def test_cached_casts_and_encodings_follow_their_sources() -> None:
+    from segany.engine.modes import _cast, dense_pe
+
+    model = build_sam(SMALL_VIT)
+    first = dense_pe(model, torch.bfloat16)
+    assert dense_pe(model, torch.bfloat16) is first
+    with torch.no_grad():
+        model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(2.0)
+    again = dense_pe(model, torch.bfloat16)
+    assert again is not first and not torch.equal(again, first)
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    assert torch.equal(_cast(a, torch.bfloat16), a.to(torch.bfloat16))
+    assert _cast(a, torch.bfloat16) is _cast(a, torch.bfloat16)
+    assert torch.equal(_cast(b, torch.bfloat16), b.to(torch.bfloat16))
+    a.add_(1.0)  # changed in place: cast again
+    assert torch.equal(_cast(a, torch.bfloat16), a.to(torch.bfloat16))

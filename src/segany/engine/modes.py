@@ -33,6 +33,7 @@ __all__ = [
     "decode",
     "decode_prompts",
     "decode_prompts_above",
+    "dense_pe",
     "encode",
     "low_res_size",
     "mode_of",
@@ -105,6 +106,49 @@ def _dtype(module: torch.nn.Module) -> torch.dtype:
     return next(module.parameters()).dtype
 
 
+def dense_pe(model: Sam, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The prompt encoder's 1xCxHxW grid encoding in ``dtype``, computed once per weights.
+
+    Cached on the model, keyed by the Gaussian matrix's storage and version (any change
+    to it, ``load_state_dict`` included, recomputes the encoding).
+    """
+    matrix = model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+    key = (matrix.data_ptr(), _version(matrix), dtype)
+    cached = model.__dict__.get("_dense_pe_cache")
+    if cached is None or cached[0] != key:
+        with torch.inference_mode(False), torch.no_grad():
+            value = model.prompt_encoder.get_dense_pe().to(dtype)
+        model.__dict__["_dense_pe_cache"] = cached = (key, value)
+    return cached[1]
+
+
+_LAST_CAST: list[tuple[torch.Tensor, int, torch.Tensor]] = []
+
+
+def _cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor.to(dtype)``, remembered for the last tensor cast (an image's embedding is
+    cast once, not for every prompt on it). The source is kept alive and compared by
+    identity and version, so a new tensor at a reused address never hits the cache."""
+    if tensor.dtype == dtype:
+        return tensor
+    version = _version(tensor)
+    if _LAST_CAST:
+        source, seen, result = _LAST_CAST[0]
+        if source is tensor and seen == version and result.dtype == dtype:
+            return result
+    result = tensor.to(dtype)
+    _LAST_CAST[:] = [(tensor, version, result)]
+    return result
+
+
+def _version(tensor: torch.Tensor) -> int:
+    """The in-place version counter (-1 for inference tensors, which keep none)."""
+    try:
+        return int(tensor._version)
+    except RuntimeError:
+        return -1
+
+
 def encode(model: Sam | Runtime, images: torch.Tensor) -> torch.Tensor:
     """Bx3xSxS preprocessed images -> BxCxHxW fp32 embeddings."""
     if not isinstance(model, Sam):
@@ -128,7 +172,7 @@ def decode(
       image_embeddings: 1xCxHxW. sparse: BxNxC and dense: BxCxHxW prompt embeddings.
     """
     dtype = _dtype(model.mask_decoder)
-    image_pe = model.prompt_encoder.get_dense_pe()
+    image_pe = dense_pe(model, dtype)
     if len(dense) > 1 and dense.stride(0) == 0:
         dense = dense[:1]  # the no-mask embedding, shared (keep it so through the cast)
     if dtype == torch.float32 and len(sparse) == 1:
@@ -139,8 +183,8 @@ def decode(
     else:
         logits, iou = decode_shared(
             model.mask_decoder,
-            image_embeddings.to(dtype),
-            image_pe.to(dtype),
+            _cast(image_embeddings, dtype),
+            image_pe,
             sparse.to(dtype),
             dense.to(dtype),
             multimask_output,
@@ -211,8 +255,8 @@ def decode_prompts_above(
     dtype = _dtype(model.mask_decoder)
     kept, logits, iou = decode_shared_above(
         model.mask_decoder,
-        features.to(dtype),
-        model.prompt_encoder.get_dense_pe().to(dtype),
+        _cast(features, dtype),
+        dense_pe(model, dtype),
         sparse.to(dtype),
         dense[:1].to(dtype),
         multimask_output,

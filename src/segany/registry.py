@@ -57,7 +57,7 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 _ALIASES: dict[str, str] = {}
 
-DEFAULT_MODEL = "mobile_sam"
+DEFAULT_MODEL = "segany_shapes"  # bundled, so it works without a download
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -164,11 +164,22 @@ SHAPES_CONFIG = SamConfig(
     decoder_mlp_dim=512,
     iou_head_hidden_dim=128,
 )
+# The bundled weights (docs/training.md says how they were trained).
+_SHAPES_FILE = "segany_shapes.safetensors"
+_SHAPES_SHA256 = "8af5d798deb6f663aa02fa6019bd584d037c30dc220c4fea24bf693266c00931"
+_SHAPES_SIZE = 24_626_528
 register_model(
     ModelSpec(
         name="segany_shapes",
         description="segany's small SAM (ViT 256-d, depth 6, 512 px) trained on generated scenes",
         config=SHAPES_CONFIG,
+        weights=WeightsInfo(
+            url="bundled:" + _SHAPES_FILE,
+            filename=_SHAPES_FILE,
+            sha256=_SHAPES_SHA256,
+            size=_SHAPES_SIZE,
+            license="Apache-2.0",
+        ),
     )
 )
 

@@ -15,7 +15,7 @@ from segany.errors import InputError
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-CONFIG = SceneConfig(min_size=64, max_size=128, part_probability=0.8)
+CONFIG = SceneConfig(min_size=64, max_size=128, part_probability=0.8, min_area=30)
 SEEDS = [11, 3, 250]
 
 

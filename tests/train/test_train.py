@@ -64,6 +64,8 @@ def test_resume_equals_uninterrupted(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert saved["step"] == 8  # the last checkpoint before the interruption
     resumed = _fresh()
     train(FAST, tmp_path / "b", resume=True, progress=False, model=resumed)
+    logged = [row["step"] for row in _log(tmp_path / "b")]
+    assert logged == sorted(set(logged)) == [4, 8, 12, 16, 20, 24], "no step logged twice"
     for key, value in straight.state_dict().items():
         assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
 

@@ -81,6 +81,18 @@ def step_scenes(step: int, config: TrainConfig, model: Sam) -> list[SceneTensors
     return out
 
 
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log rows written after the checkpoint at ``step`` (they are trained again)."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -164,6 +176,7 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         start = int(state["step"])
+        _trim_log(out / LOG, start)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
     def checkpoint(step: int) -> None:

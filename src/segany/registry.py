@@ -36,6 +36,7 @@ class ModelSpec:
     config: SamConfig
     description: str
     weights: WeightsInfo | None = None
+    prompt_head: WeightsInfo | None = None  # object-aware SegEvery's box head, if trained
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     @property

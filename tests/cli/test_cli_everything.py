@@ -47,7 +47,9 @@ def _true_masks(image: np.ndarray) -> list[np.ndarray]:
     return [image[..., 0] == v for v in sorted(set(np.unique(image[..., 0]).tolist()) - {0})]
 
 
-def _fake_generate(self: MaskGenerator, image: Any) -> list[dict[str, Any]]:
+def _fake_generate(
+    self: MaskGenerator, image: Any, name: str | None = None
+) -> list[dict[str, Any]]:
     records = []
     for i, mask in enumerate(_true_masks(np.asarray(image))):
         ys, xs = np.nonzero(mask)
@@ -85,7 +87,7 @@ def fake_generate(monkeypatch: pytest.MonkeyPatch, tiny_model: list) -> list[int
     """Use the synthetic generator; yields the list of image widths it was called on."""
     calls: list[int] = []
 
-    def generate(self: MaskGenerator, image: Any) -> list[dict[str, Any]]:
+    def generate(self: MaskGenerator, image: Any, name: str | None = None) -> list[dict[str, Any]]:
         calls.append(1)
         return _fake_generate(self, image)
 
@@ -189,7 +191,7 @@ def test_killed_run_resumes_to_clean_result(
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
     calls: list[str] = []
 
-    def dying(self: MaskGenerator, image: Any) -> list[dict[str, Any]]:
+    def dying(self: MaskGenerator, image: Any, name: str | None = None) -> list[dict[str, Any]]:
         calls.append("x")
         if len(calls) == 4:  # half-written file, then killed (Ctrl-C) on image 4
             (resumed / ".c.json.deadbeef.tmp").write_text('{"image": {"ima')
@@ -218,7 +220,7 @@ def test_killed_run_resumes_to_clean_result(
 
 
 def _counting(calls: list[str]) -> Any:
-    def generate(self: MaskGenerator, image: Any) -> list[dict[str, Any]]:
+    def generate(self: MaskGenerator, image: Any, name: str | None = None) -> list[dict[str, Any]]:
         calls.append("x")
         return _fake_generate(self, image)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import segany.errors as segany_errors
 import segany.train.loop as loop
 from segany.cli.main import main
 from segany.errors import InputError
@@ -206,3 +207,23 @@ def test_grouping_loss_trains_a_probe_and_resumes(tmp_path: Path) -> None:
     assert state["probe"] is not None and "proj.weight" in state["probe"]
     assert "grouping" in _log(tmp_path)[-1]
     train(config, tmp_path, resume=True, steps=6, progress=False, model=_fresh())
+
+
+def test_prompt_head_trains_with_the_model_and_resumes(tmp_path: Path) -> None:
+    config = TrainConfig(**{**FAST.to_dict(), "steps": 4, "checkpoint_every": 2,
+                            "prompt_head_weight": 0.5})  # fmt: skip
+    train(config, tmp_path, progress=False, model=_fresh())
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["prompt_head"] is not None and "slot_edges" in state["prompt_head"]
+    assert "head_loss" in _log(tmp_path)[-1]
+    assert (tmp_path / loop.HEAD).is_file()
+    train(config, tmp_path, resume=True, steps=6, progress=False, model=_fresh())
+    head_file = tmp_path / "head.safetensors"
+    loop.export_weights(tmp_path / "checkpoint.pt", tmp_path / "model2.safetensors", head_file)
+    from segany.prompt_heads import load_prompt_head
+
+    head = load_prompt_head(path=head_file)
+    assert head.config.in_chans == TINY.prompt_embed_dim
+    with pytest.raises(segany_errors.CheckpointError, match="no prompt head"):
+        train(FAST, tmp_path / "plain", progress=False, model=_fresh())
+        loop.export_weights(tmp_path / "plain" / "checkpoint.pt", tmp_path / "m.st", head_file)

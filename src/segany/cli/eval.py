@@ -1,4 +1,7 @@
-"""``segany eval``: promptable mIoU on held-out generated scenes, by prompt type and size."""
+"""``segany eval``: promptable mIoU on held-out generated scenes, by prompt type and size.
+
+``segany eval proposals`` (:mod:`segany.cli.eval_proposals`) scores SegEvery's masks instead.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from segany.cli import eval_proposals
 from segany.cli.common import non_negative_int, positive_int
 
 __all__ = ["format_table", "register", "run"]
@@ -23,7 +27,8 @@ def register(commands: Any) -> None:
         description=(
             "Evaluate a model on generated scenes from the evaluation seed range (never "
             "used in training): mIoU for a centre click, a random click, the tight box, a "
-            "noisy box and k corrective clicks, next to the filled-box baseline."
+            "noisy box and k corrective clicks, next to the filled-box baseline. "
+            "'segany eval proposals' reports SegEvery's mask recall (AR) instead."
         ),
     )
     source = parser.add_mutually_exclusive_group()
@@ -38,6 +43,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.set_defaults(func=run)
+    eval_proposals.register(parser)
 
 
 def format_table(table: dict[str, dict[str, float]]) -> str:

@@ -73,6 +73,20 @@ def register(commands: Any) -> None:
     add_model_arguments(parser)
     for flag, dest, kind, text in _OPTIONS:
         parser.add_argument(flag, dest=dest, type=kind, default=None, metavar="N", help=text)
+    parser.add_argument(
+        "--strategy",
+        choices=("grid", "objects"),
+        default="grid",
+        help="grid: SAM's point grid (default); objects: one box prompt per object "
+        "(MobileSAMv2), boxes from --prompts",
+    )
+    parser.add_argument(
+        "--prompts",
+        metavar="SOURCE",
+        help="box source for --strategy objects: head (the model's prompt head, default), "
+        "head:PATH, yolo:PATH (Ultralytics checkpoint) or boxes:FILE (JSON of boxes by "
+        "file name)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     parser.set_defaults(func=run)
 
@@ -102,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
                 "masks will be meaningless",
                 file=sys.stderr,
             )
+        if args.prompts is not None and args.strategy != "objects":
+            raise InputError("--prompts goes with --strategy objects")
+        if args.strategy == "objects":
+            options.update(strategy="objects", prompts=args.prompts)
         generator = MaskGenerator(model, output_mode="coco_rle", **options)
 
     failed = done = 0
@@ -114,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         dynamic_ncols=True,
     ) as bar:
         # Also run with nothing pending: that rewrites errors.jsonl for this run.
-        generate = generator.generate if generator is not None else _no_generate
+        generate = _generate_with(generator) if generator is not None else _no_generate
         for outcome in batch.run(generate, pending):
             if outcome.status == "failed":
                 failed += 1
@@ -145,6 +163,15 @@ def _load_model(name: str | None, checkpoint: Path | None, mode: str = "exact") 
     return segany.load_model(name=name, checkpoint=checkpoint, mode=mode)
 
 
-def _no_generate(image: Any) -> list[dict[str, Any]]:
+def _generate_with(generator: MaskGenerator) -> Any:
+    """The batch's ``generate(image, file_name)`` (box files look images up by name)."""
+
+    def generate(image: Any, file_name: str) -> list[dict[str, Any]]:
+        return generator.generate(image, name=file_name)
+
+    return generate
+
+
+def _no_generate(image: Any, file_name: str) -> list[dict[str, Any]]:
     """Stand-in generator for a run with no pending images; never called."""
     raise AssertionError("no image should be segmented")

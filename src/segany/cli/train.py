@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from segany.cli import train_prompt_head
 from segany.cli.common import non_negative_int, positive_float, positive_int
 from segany.errors import InputError
 
@@ -27,7 +28,7 @@ def register(commands: Any) -> None:
             "An existing checkpoint is never overwritten without --overwrite."
         ),
     )
-    parser.add_argument("-o", "--out", type=Path, required=True, help="run directory")
+    parser.add_argument("-o", "--out", type=Path, help="run directory (required)")
     parser.add_argument("--model", default="segany_shapes", help="architecture to train")
     defaults = TrainConfig()
     parser.add_argument(
@@ -58,6 +59,8 @@ def register(commands: Any) -> None:
     group.add_argument("--overwrite", action="store_true", help="start OUT afresh")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+    more = parser.add_subparsers(title="other training", metavar="{prompt-head}")
+    train_prompt_head.register(more)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from segany.registry import get_spec
     from segany.train import TrainConfig, train
 
+    if args.out is None:
+        raise InputError("the following arguments are required: -o/--out")
     get_spec(args.model)  # unknown names fail before any work
     settings: dict[str, Any] = {}
     if args.config is not None:

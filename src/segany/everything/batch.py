@@ -67,7 +67,8 @@ ERRORS_FILE = "errors.jsonl"
 COCO_FILE = "coco_instances.json"
 PARTS_DIR = ".parts"
 
-Generate = Callable[[np.ndarray], list[dict[str, Any]]]
+# generate(image, file_name) -> SegEvery records; file_name is the item's relative path
+Generate = Callable[[np.ndarray, str], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ class Batch:
         """Segment one image and write its outputs, the SA-1B JSON last."""
         try:
             image = load_image(item.source)
-            records = generate(image)
+            records = generate(image, item.file_name)
             height, width = int(image.shape[0]), int(image.shape[1])
             data = sa1b_dict(
                 records,

@@ -31,18 +31,15 @@ import torch
 from PIL import Image
 
 from segany.data.images import load_image
-from segany.data.rle import encode_counts
 from segany.engine import Runtime
 from segany.errors import InputError
 from segany.models.sam import Sam
 from segany.predictor import Predictor
 
-from .candidates import Candidates
-from .grid import build_all_layer_point_grids, crop_boxes_for_image
+from .candidates import Candidates, to_record
+from .grid import crop_boxes_for_image
 from .masks import (
     Counts,
-    box_xyxy_to_xywh,
-    counts_area,
     counts_to_mask,
     is_box_near_crop_edge,
     masks_to_boxes,
@@ -52,7 +49,10 @@ from .masks import (
     uncrop_boxes,
     uncrop_points,
 )
+from .objects import process_objects
+from .options import STRATEGIES, check_int, point_grids_for
 from .regions import remove_small_regions
+from .sources import BoxSource, box_source
 
 __all__ = ["OUTPUT_MODES", "MaskGenerator"]
 
@@ -91,6 +91,13 @@ class MaskGenerator:
         upsampled at once, counting per mask the model's square input frame (1024^2) and
         the crop; float logits take 4 bytes per pixel of it (64 MiB at the default),
         masks and stability cut-offs a few bytes more.
+      strategy (str): keyword-only: ``"grid"`` (SAM's point grid, the official
+        algorithm) or ``"objects"`` (MobileSAMv2's object-aware prompting: one box prompt
+        per object found by ``prompts``, one mask per box; then the same filters, NMS and
+        records, with ``point_coords`` the box centre and ``prompt_box`` the box, XYWH).
+      prompts: keyword-only, for ``"objects"``: a box source (``source(image, predictor,
+        name) -> Nx4`` XYXY, see :mod:`.sources`) or its name: ``"head"`` (default: the
+        model's registered prompt head), ``"head:PATH"``, ``"yolo:PATH"``, ``"boxes:FILE"``.
     """
 
     def __init__(
@@ -112,6 +119,8 @@ class MaskGenerator:
         *,
         decoder_batch_size: int = 4,
         chunk_pixels: int = 1 << 24,
+        strategy: str = "grid",
+        prompts: BoxSource | str | None = None,
     ) -> None:
         if isinstance(model, Predictor):
             self.predictor = model
@@ -119,12 +128,12 @@ class MaskGenerator:
             self.predictor = Predictor(model)
         else:
             raise InputError(f"MaskGenerator needs a segany Sam or Predictor; got {type(model)}")
-        _check_int("points_per_batch", points_per_batch, 1)
-        _check_int("crop_n_layers", crop_n_layers, 0)
-        _check_int("crop_n_points_downscale_factor", crop_n_points_downscale_factor, 1)
-        _check_int("min_mask_region_area", min_mask_region_area, 0)
-        _check_int("decoder_batch_size", decoder_batch_size, 1)
-        _check_int("chunk_pixels", chunk_pixels, 1)
+        check_int("points_per_batch", points_per_batch, 1)
+        check_int("crop_n_layers", crop_n_layers, 0)
+        check_int("crop_n_points_downscale_factor", crop_n_points_downscale_factor, 1)
+        check_int("min_mask_region_area", min_mask_region_area, 0)
+        check_int("decoder_batch_size", decoder_batch_size, 1)
+        check_int("chunk_pixels", chunk_pixels, 1)
         for name, value in (
             ("pred_iou_thresh", pred_iou_thresh),
             ("stability_score_thresh", stability_score_thresh),
@@ -138,7 +147,21 @@ class MaskGenerator:
             raise InputError(f"crop_overlap_ratio must be in [0, 1); got {crop_overlap_ratio}")
         if output_mode not in OUTPUT_MODES:
             raise InputError(f"output_mode must be one of {OUTPUT_MODES}; got {output_mode!r}")
-        self.point_grids = _point_grids(
+        if strategy not in STRATEGIES:
+            raise InputError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
+        if strategy == "objects" and crop_n_layers:
+            raise InputError("strategy='objects' prompts the whole image: use crop_n_layers=0")
+        self.strategy = strategy
+        self.prompts: BoxSource | None = None
+        if strategy == "objects":
+            model_name = getattr(self.model, "name", None)
+            if callable(prompts):
+                self.prompts = prompts
+            else:
+                self.prompts = box_source(prompts or "head", model_name)
+        elif prompts is not None:
+            raise InputError("prompts are for strategy='objects' (the grid makes its own)")
+        self.point_grids = point_grids_for(
             points_per_side, point_grids, crop_n_layers, crop_n_points_downscale_factor
         )
         self.points_per_batch = points_per_batch
@@ -161,8 +184,13 @@ class MaskGenerator:
 
     # ------------------------------------------------------------------ public
     @torch.inference_mode()
-    def generate(self, image: np.ndarray | Image.Image | str | Path) -> list[dict[str, Any]]:
+    def generate(
+        self, image: np.ndarray | Image.Image | str | Path, *, name: str | None = None
+    ) -> list[dict[str, Any]]:
         """Masks for everything in ``image`` (HxWx3 uint8 RGB array, PIL image or path).
+
+        ``name``: the image's file name (default: the path's), for box sources that look
+        images up by name.
 
         Returns:
           One dict per mask, in the official order and format:
@@ -172,11 +200,16 @@ class MaskGenerator:
             (float), ``crop_box`` (XYWH ints).
         """
         array = load_image(image)
+        if name is None and isinstance(image, str | Path):
+            name = Path(image).name
         size = (int(array.shape[0]), int(array.shape[1]))
-        kept = self._generate_candidates(array, size)
+        if self.strategy == "objects":
+            kept = process_objects(self, array, size, name)
+        else:
+            kept = self._generate_candidates(array, size)
         if self.min_mask_region_area > 0 and len(kept):
             kept = self._remove_small_regions(kept, size)
-        return [self._record(kept, i, size) for i in range(len(kept))]
+        return [to_record(kept, i, size, self.output_mode) for i in range(len(kept))]
 
     # -------------------------------------------------------------- pipeline
     def _generate_candidates(self, image: np.ndarray, size: tuple[int, int]) -> Candidates:
@@ -223,8 +256,23 @@ class MaskGenerator:
         masks.
         """
         low_res, chosen, iou_preds = self._decode(points)
-        repeats = len(iou_preds) // len(points)
-        point_of = np.repeat(points, repeats, axis=0)
+        return self._filter_all(low_res, chosen, iou_preds, points, crop_box, size)
+
+    def _filter_all(
+        self,
+        low_res: torch.Tensor,
+        chosen: torch.Tensor,
+        iou_preds: torch.Tensor,
+        prompts: np.ndarray,
+        crop_box: list[int],
+        size: tuple[int, int],
+    ) -> Candidates:
+        """Filter and encode the decoded survivors, a memory-bounded chunk at a time.
+
+        ``prompts``: Bx2 points or Bx4 boxes; ``iou_preds`` has ``B x masks-per-prompt``.
+        """
+        repeats = len(iou_preds) // len(prompts)
+        point_of = np.repeat(prompts, repeats, axis=0)
         crop_h, crop_w = crop_box[3] - crop_box[1], crop_box[2] - crop_box[0]
         image_size = self.model.image_size
         per_mask = image_size * image_size + crop_h * crop_w
@@ -343,55 +391,3 @@ class MaskGenerator:
                 kept.rles[i] = new_rles[i]
                 kept.boxes[i] = new_boxes[i]
         return kept.select(keep)
-
-    # ---------------------------------------------------------------- output
-    def _record(self, kept: Candidates, i: int, size: tuple[int, int]) -> dict[str, Any]:
-        counts = kept.rles[i]
-        segmentation: Any
-        if self.output_mode == "binary_mask":
-            segmentation = counts_to_mask(counts, size)
-        elif self.output_mode == "coco_rle":
-            segmentation = {"size": list(size), "counts": encode_counts(counts.tolist())}
-        else:
-            segmentation = {"size": list(size), "counts": counts.tolist()}
-        return {
-            "segmentation": segmentation,
-            "area": counts_area(counts),
-            "bbox": box_xyxy_to_xywh(kept.boxes[i].tolist()),
-            "predicted_iou": float(kept.iou_preds[i]),
-            "point_coords": [[float(v) for v in kept.points[i]]],
-            "stability_score": float(kept.stability[i]),
-            "crop_box": box_xyxy_to_xywh(kept.crop_boxes[i].tolist()),
-        }
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}; got {value!r}")
-
-
-def _point_grids(
-    points_per_side: int | None,
-    point_grids: Sequence[npt.ArrayLike] | None,
-    crop_n_layers: int,
-    downscale: int,
-) -> list[np.ndarray]:
-    """The point grid of every crop layer, from ``points_per_side`` or explicit grids."""
-    if (points_per_side is None) == (point_grids is None):
-        raise InputError("give exactly one of points_per_side and point_grids")
-    if points_per_side is not None:
-        _check_int("points_per_side", points_per_side, 1)
-        return build_all_layer_point_grids(int(points_per_side), crop_n_layers, downscale)
-    assert point_grids is not None
-    grids = [np.asarray(grid, dtype=np.float64) for grid in point_grids]
-    if len(grids) < crop_n_layers + 1:
-        raise InputError(
-            f"point_grids has {len(grids)} grids but crop_n_layers={crop_n_layers} needs "
-            f"{crop_n_layers + 1} (one per layer, layer 0 = the whole image)"
-        )
-    for layer, grid in enumerate(grids):
-        if grid.ndim != 2 or grid.shape[1] != 2 or len(grid) == 0:
-            raise InputError(f"point_grids[{layer}] must be Nx2 with N >= 1; got {grid.shape}")
-        if not np.all((grid >= 0) & (grid <= 1)):
-            raise InputError(f"point_grids[{layer}] must be normalised to [0, 1]")
-    return grids

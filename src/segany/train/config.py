@@ -26,7 +26,9 @@ class TrainConfig:
     focal_ramp_steps``. Corrective clicks start at ``clicks_from_step``.
 
     ``grouping_weight`` > 0 adds the dense grouping loss on the encoder
-    (:mod:`segany.train.grouping`).
+    (:mod:`segany.train.grouping`); ``prompt_head_weight`` > 0 trains object-aware
+    SegEvery's box head (:mod:`segany.models.prompt_head`) on the same embeddings, with
+    the encoder (saved as ``prompt_head.safetensors`` beside the model).
 
     A fresh model first gets aligned decoder attention (``attention_gain``, 0 for none)
     and ``decoder_warmup_steps`` of the geometric decoder warm-up
@@ -64,6 +66,7 @@ class TrainConfig:
     dice_weight: float = 1.0
     iou_weight: float = 1.0
     grouping_weight: float = 0.0
+    prompt_head_weight: float = 0.0
     bf16: bool = True
     seed: int = 0
     checkpoint_every: int = 200

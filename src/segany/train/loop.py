@@ -14,6 +14,7 @@ from tqdm import tqdm
 from ..data.scenes import TRAIN_BASE_SEED, SceneConfig, generate_scene, scene_seed
 from ..errors import CheckpointError, InputError
 from ..fileio import atomic_path
+from ..models.prompt_head import PromptHead, PromptHeadConfig
 from ..models.sam import Sam, build_sam
 from ..registry import get_spec
 from ..weights import save_state_dict_file
@@ -27,6 +28,7 @@ CHECKPOINT = "checkpoint.pt"
 SEED_STRIDE = 1 << 24  # scenes per training seed: 2**24 (2 million steps of 8)
 LOG = "log.jsonl"
 FINAL = "model.safetensors"
+HEAD = "prompt_head.safetensors"
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -43,19 +45,21 @@ def lr_factor(step: int, config: TrainConfig) -> float:
 
 
 def make_optimizer(
-    model: Sam, config: TrainConfig, probe: torch.nn.Module | None = None
+    model: Sam, config: TrainConfig, *extra: torch.nn.Module | None
 ) -> torch.optim.AdamW:
     """AdamW; no weight decay on biases, norms, embeddings and position tables.
 
-    ``probe`` (the grouping loss's projection, if used) is trained too, without decay.
+    ``extra`` modules (the grouping probe, the prompt head, if used) are trained too,
+    without decay.
     """
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         flat = param.ndim < 2 or "pos" in name or "token" in name or "embed" in name
         (no_decay if flat else decay).append(param)
-    if probe is not None:
-        no_decay.extend(probe.parameters())
+    for module in extra:
+        if module is not None:
+            no_decay.extend(module.parameters())
     groups = [
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -164,7 +168,11 @@ def train(
     if config.grouping_weight > 0:
         torch.manual_seed(config.seed)
         probe = GroupingProbe(model.prompt_encoder.embed_dim)
-    optimizer = make_optimizer(model, config, probe)
+    head = None
+    if config.prompt_head_weight > 0:
+        torch.manual_seed(config.seed)
+        head = PromptHead(PromptHeadConfig(in_chans=model.prompt_encoder.embed_dim))
+    optimizer = make_optimizer(model, config, probe, head)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     generator = torch.Generator().manual_seed(config.seed)
     start = 0
@@ -172,6 +180,8 @@ def train(
         model.load_state_dict(state["model"])
         if probe is not None:
             probe.load_state_dict(state["probe"])
+        if head is not None:
+            head.load_state_dict(state["prompt_head"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
@@ -184,6 +194,7 @@ def train(
             {
                 "model": model.state_dict(),
                 "probe": None if probe is None else probe.state_dict(),
+                "prompt_head": None if head is None else head.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "generator": generator.get_state(),
@@ -199,7 +210,7 @@ def train(
     began = time.perf_counter()
     for step in range(start, config.steps):
         scenes = step_scenes(step, config, model)
-        loss, metrics = train_step(model, scenes, config, generator, step, probe)
+        loss, metrics = train_step(model, scenes, config, generator, step, probe, head)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -220,14 +231,19 @@ def train(
     bar.close()
     model.eval()
     save_state_dict_file(model.state_dict(), out / FINAL)
+    if head is not None:
+        save_state_dict_file(head.state_dict(), out / HEAD)
     return last
 
 
-def export_weights(checkpoint: str | Path, out_file: str | Path) -> Path:
+def export_weights(
+    checkpoint: str | Path, out_file: str | Path, head_file: str | Path | None = None
+) -> Path:
     """Write the model weights of a training checkpoint as a ``.safetensors`` file.
 
     This is how a run's weights become a model file (``segany.load_model(checkpoint=...)``,
     or the package's bundled ``segany_shapes``); optimizer and sampler state are dropped.
+    With ``head_file``, the run's prompt head (if it trained one) is written there too.
     """
     path = Path(checkpoint)
     try:
@@ -238,4 +254,8 @@ def export_weights(checkpoint: str | Path, out_file: str | Path) -> Path:
         raise CheckpointError(f"{path} is not a segany training checkpoint (no 'model' entry)")
     out = Path(out_file)
     save_state_dict_file(state["model"], out)
+    if head_file is not None:
+        if state.get("prompt_head") is None:
+            raise CheckpointError(f"{path} holds no prompt head (prompt_head_weight was 0)")
+        save_state_dict_file(state["prompt_head"], head_file)
     return out

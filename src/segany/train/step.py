@@ -8,10 +8,12 @@ import torch
 
 from ..data.masks import interior_points
 from ..engine import predict_masks_shared
+from ..models.prompt_head import PromptHead
 from ..models.sam import Sam
 from .config import TrainConfig
 from .grouping import GroupingProbe, grouping_loss
 from .losses import mask_iou, segmentation_loss
+from .prompt_head import head_loss, head_targets
 from .prompting import corrective_points, noisy_boxes, random_points
 from .targets import SceneTensors
 
@@ -45,11 +47,13 @@ def train_step(
     generator: torch.Generator,
     step: int = 0,
     probe: GroupingProbe | None = None,
+    head: PromptHead | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Forward pass of one step: returns the loss and metrics (IoU after each click).
 
     With ``probe``, the encoder also gets the dense grouping loss (:mod:`.grouping`),
-    weighted by ``config.grouping_weight``.
+    weighted by ``config.grouping_weight``; with ``head``, the prompt head's loss on the
+    scenes' boxes (:mod:`.prompt_head`), weighted by ``config.prompt_head_weight``.
     """
     focal_share = config.focal_share(step)
     clicks = config.clicks if step >= config.clicks_from_step else 0
@@ -83,8 +87,21 @@ def train_step(
         cell = scenes[0].masks.shape[-1] // model.prompt_encoder.image_embedding_size[0]
         regions = torch.stack(maps)[:, cell // 2 :: cell, cell // 2 :: cell]
     with autocast:
-        return _sessions(model, images, image_index, targets, is_box, boxes, coords, labels,
-                         config, generator, focal_share, clicks, scale, probe, regions)  # fmt: skip
+        loss, metrics, embeddings = _sessions(
+            model, images, image_index, targets, is_box, boxes, coords, labels,
+            config, generator, focal_share, clicks, scale, probe, regions,
+        )  # fmt: skip
+    if head is not None:
+        grid = (int(embeddings.shape[-2]), int(embeddings.shape[-1]))
+        pixels = model.image_size / grid[1]
+        edges = head.config.slot_edges
+        heat, reg, at = (torch.stack(t) for t in zip(
+            *(head_targets(s.boxes, grid, pixels, edges) for s in scenes), strict=True))  # fmt: skip
+        objectness, params = head(embeddings.float())
+        box_loss = head_loss(objectness, params, heat, reg, at)
+        metrics["head_loss"] = float(box_loss.detach())
+        loss = loss + config.prompt_head_weight * box_loss
+    return loss, metrics
 
 
 def _sessions(
@@ -103,8 +120,10 @@ def _sessions(
     scale: float,
     probe: GroupingProbe | None = None,
     regions: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """The simulated interactive sessions of one step (first prompt, then clicks).
+
+    Returns the loss, metrics and the BxCxhxw image embeddings.
 
     Arguments:
       images: Bx3xSxS preprocessed. image_index: P image of each prompt. targets: PxLxL
@@ -176,4 +195,4 @@ def _sessions(
     if grouping is not None:
         metrics["grouping"] = float(grouping.detach())
         total = total + config.grouping_weight * grouping
-    return total, metrics
+    return total, metrics, embeddings

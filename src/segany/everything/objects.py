@@ -1,0 +1,69 @@
+"""Object-aware SegEvery (MobileSAMv2): one box prompt per object, one mask per box.
+
+Grid SegEvery decodes ``points_per_side^2 x 3`` candidates and throws most away; here a
+box source (:mod:`.sources`) says where the objects are and only those boxes are decoded,
+in batches, single-mask. The masks then go through the grid's own filters (predicted IoU,
+stability, NMS; each can be disabled with 0, or 1 for NMS) and give the same records.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .candidates import Candidates
+from .masks import nms
+
+if TYPE_CHECKING:
+    from .generator import MaskGenerator
+
+__all__ = ["process_objects"]
+
+
+def process_objects(
+    generator: MaskGenerator, image: np.ndarray, size: tuple[int, int], name: str | None
+) -> Candidates:
+    """Candidates of the whole ``image`` (HxWx3 uint8) from its box prompts."""
+    assert generator.prompts is not None
+    predictor = generator.predictor
+    predictor.set_image(image)
+    boxes = generator.prompts(image, predictor, name)
+    whole = [0, 0, size[1], size[0]]
+    if len(boxes) == 0:
+        predictor.reset_image()
+        return Candidates()
+    low_res, chosen, iou_preds = _decode_boxes(generator, boxes)
+    found = generator._filter_all(low_res, chosen, iou_preds, boxes, whole, size)
+    predictor.reset_image()
+    if generator.box_nms_thresh < 1.0 and len(found):
+        found = found.select(nms(found.boxes, found.iou_preds, generator.box_nms_thresh))
+    found.crop_boxes = torch.tensor([whole], dtype=torch.int64).expand(len(found), 4)
+    return found
+
+
+def _decode_boxes(
+    generator: MaskGenerator, boxes: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nx4 XYXY boxes (image pixels) -> survivors of the IoU filter.
+
+    Returns: Kxhxw low-res logits of the survivors, their K indices among the N boxes,
+    and the N predicted IoU.
+    """
+    predictor, model = generator.predictor, generator.model
+    min_iou = generator.pred_iou_thresh if generator.pred_iou_thresh > 0.0 else -math.inf
+    scaled = predictor.transform.apply_boxes(boxes, predictor.original_size)
+    all_boxes = torch.as_tensor(scaled, dtype=torch.float32, device=model.device)
+    logits, scores = [], []
+    for start in range(0, len(all_boxes), generator.decoder_batch_size):
+        low_res, iou = predictor.predict_low_res(
+            None, None, all_boxes[start : start + generator.decoder_batch_size],
+            multimask_output=False,
+        )  # fmt: skip
+        logits.append(low_res[:, 0])
+        scores.append(iou[:, 0].float())
+    iou_preds = torch.cat(scores)
+    kept = torch.nonzero(iou_preds > min_iou).flatten()
+    return torch.cat(logits)[kept], kept, iou_preds

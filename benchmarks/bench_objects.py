@@ -143,7 +143,8 @@ def main() -> None:
           f"{result['head_forward_s'] * 1e3:.1f} ms "
           f"({100 * result['head_forward_s'] / result['encoder_s']:.1f} % of the encoder), "
           f"whole box source {result['prompt_source_s'] * 1e3:.1f} ms")  # fmt: skip
-    print(f"decoder time grid / objects: {grid['decoder_s'] / max(objects['decoder_s'], 1e-9):.1f}x;"
+    decoder_ratio = grid["decoder_s"] / max(objects["decoder_s"], 1e-9)
+    print(f"decoder time grid / objects: {decoder_ratio:.1f}x;"
           f" end to end: {grid['end_to_end_s'] / objects['end_to_end_s']:.1f}x")  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:

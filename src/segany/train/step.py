@@ -95,8 +95,8 @@ def train_step(
         grid = (int(embeddings.shape[-2]), int(embeddings.shape[-1]))
         pixels = model.image_size / grid[1]
         edges = head.config.slot_edges
-        heat, reg, at = (torch.stack(t) for t in zip(
-            *(head_targets(s.boxes, grid, pixels, edges) for s in scenes), strict=True))  # fmt: skip
+        per_scene = [head_targets(s.boxes, grid, pixels, edges) for s in scenes]
+        heat, reg, at = (torch.stack(t) for t in zip(*per_scene, strict=True))
         objectness, params = head(embeddings.float())
         box_loss = head_loss(objectness, params, heat, reg, at)
         metrics["head_loss"] = float(box_loss.detach())

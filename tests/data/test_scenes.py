@@ -275,3 +275,12 @@ def test_duplicate_part_is_dropped_and_its_subpart_reparented() -> None:
     np.testing.assert_array_equal(canvas.image[9, 9], [9, 9, 9])
     masks, parent, _, kinds = canvas.instances(min_area=30)  # the sub-part is too small
     assert kinds == ["polygon", "ellipse"] and parent.tolist() == [-1, -1]
+
+
+def test_a_ring_whose_hole_sticks_out_of_its_outline() -> None:
+    """Training scene 33554652 (seed 2, step 27) has one: it used to raise ValueError."""
+    from segany.data.scenes import TRAIN_BASE_SEED, generate_scene, scene_seed
+
+    scene = generate_scene(scene_seed(TRAIN_BASE_SEED, 33554652))
+    rings = [i for i, kind in enumerate(scene.kinds) if kind == "ring"]
+    assert rings and all(scene.masks[i].any() for i in rings)

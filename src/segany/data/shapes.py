@@ -254,9 +254,13 @@ def _ring(
         inner = _polygon((points - (cx, cy)) * hole + (cx, cy), height, width)
     mask = outer.mask.copy()
     if inner is not None:
-        rows = slice(inner.y0 - outer.y0, inner.y1 - outer.y0)
-        cols = slice(inner.x0 - outer.x0, inner.x1 - outer.x0)
-        mask[rows, cols] &= ~inner.mask
+        # The hole's box can stick out of the outline's by a pixel (rasterisation): cut
+        # only where the two overlap.
+        y0, y1 = max(inner.y0, outer.y0), min(inner.y1, outer.y1)
+        x0, x1 = max(inner.x0, outer.x0), min(inner.x1, outer.x1)
+        if y1 > y0 and x1 > x0:
+            hole_mask = inner.mask[y0 - inner.y0 : y1 - inner.y0, x0 - inner.x0 : x1 - inner.x0]
+            mask[y0 - outer.y0 : y1 - outer.y0, x0 - outer.x0 : x1 - outer.x0] &= ~hole_mask
     return _region(mask, outer.y0, outer.x0)
 
 

@@ -167,8 +167,12 @@ SHAPES_CONFIG = SamConfig(
 )
 # The bundled weights (docs/training.md says how they were trained).
 _SHAPES_FILE = "segany_shapes.safetensors"
-_SHAPES_SHA256 = "8af5d798deb6f663aa02fa6019bd584d037c30dc220c4fea24bf693266c00931"
+_SHAPES_SHA256 = "c3ac327606ba9ee6172df2cd536cdf1895639b1d2a3b10ac878c7e95a4338c92"
 _SHAPES_SIZE = 24_626_528
+# Its object-proposal head (object-aware SegEvery), trained with it (prompt_head_weight).
+_SHAPES_HEAD_FILE = "segany_shapes_prompt_head.safetensors"
+_SHAPES_HEAD_SHA256 = "12095f778275a2046798606d7931149cfa8e91d6cd79e66c36eec7eefa3567a3"
+_SHAPES_HEAD_SIZE = 781_452
 register_model(
     ModelSpec(
         name="segany_shapes",
@@ -179,6 +183,13 @@ register_model(
             filename=_SHAPES_FILE,
             sha256=_SHAPES_SHA256,
             size=_SHAPES_SIZE,
+            license="Apache-2.0",
+        ),
+        prompt_head=WeightsInfo(
+            url="bundled:" + _SHAPES_HEAD_FILE,
+            filename=_SHAPES_HEAD_FILE,
+            sha256=_SHAPES_HEAD_SHA256,
+            size=_SHAPES_HEAD_SIZE,
             license="Apache-2.0",
         ),
     )

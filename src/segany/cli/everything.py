@@ -35,12 +35,17 @@ patterns. Rerunning the same command skips images that are already done."""
 # Generator options: (flag, keyword, type, help).
 _OPTIONS: tuple[tuple[str, str, type, str], ...] = (
     ("--points-per-side", "points_per_side", int, "grid of N x N point prompts (32)"),
-    ("--pred-iou-thresh", "pred_iou_thresh", float, "keep masks with predicted IoU > T (0.88)"),
+    (
+        "--pred-iou-thresh",
+        "pred_iou_thresh",
+        float,
+        "keep masks with predicted IoU > T (0.88; 0 with --strategy objects)",
+    ),
     (
         "--stability-score-thresh",
         "stability_score_thresh",
         float,
-        "keep masks with stability >= T (0.95)",
+        "keep masks with stability >= T (0.95; 0 with --strategy objects)",
     ),
     ("--crop-n-layers", "crop_n_layers", int, "layers of image crops, 0 = whole image (0)"),
     (

@@ -45,6 +45,9 @@ def register(commands: Any) -> None:
         metavar="INPUT",
         help="distil grid SegEvery on these images (files, folders, globs) instead of scenes",
     )
+    parser.add_argument(
+        "--init", type=Path, metavar="PATH", help="fine-tune this head instead of a new one"
+    )
     parser.add_argument("--epochs", type=positive_int, help=f"({defaults.epochs})")
     parser.add_argument("--lr", type=positive_float, help=f"({defaults.lr})")
     parser.add_argument("--hidden", type=positive_int, help=f"head width ({defaults.hidden})")
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     """Collect embeddings and boxes, train, save, and print the held-out recall."""
     import segany
     from segany.data.scenes import EVAL_BASE_SEED, TRAIN_BASE_SEED, SceneDataset
+    from segany.prompt_heads import load_prompt_head
     from segany.train.prompt_head import (
         HeadTrainConfig,
         box_recall,
@@ -76,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{out} is not a folder")
     settings = {k: getattr(args, k) for k in ("epochs", "lr", "hidden")}
     config = HeadTrainConfig(**{k: v for k, v in settings.items() if v is not None})
+    init = load_prompt_head(path=args.init) if args.init is not None else None
     model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
     predictor = segany.Predictor(model, cache_size=0)
     progress = not args.quiet
@@ -89,10 +94,13 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
     with log_path.open("w") as log:
-        head = train_prompt_head(
-            examples, model.image_size, config, progress=progress,
-            log=lambda row: log.write(json.dumps(row) + "\n"),
-        )  # fmt: skip
+        try:
+            head = train_prompt_head(
+                examples, model.image_size, config, progress=progress,
+                log=lambda row: log.write(json.dumps(row) + "\n"), init=init,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise InputError(f"--init {args.init}: {exc}") from None
     save_state_dict_file(head.state_dict(), target)
     held_out = collect_examples(
         predictor, _scenes(SceneDataset(args.eval_scenes, EVAL_BASE_SEED)), progress=False

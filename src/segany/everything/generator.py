@@ -57,6 +57,8 @@ from .sources import BoxSource, box_source
 __all__ = ["OUTPUT_MODES", "MaskGenerator"]
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+# (pred_iou_thresh, stability_score_thresh) when not given, by strategy
+FILTER_DEFAULTS = {"grid": (0.88, 0.95), "objects": (0.0, 0.0)}
 
 
 class MaskGenerator:
@@ -69,7 +71,11 @@ class MaskGenerator:
         ``point_grids`` is given.
       points_per_batch (int): points decoded per decoder call.
       pred_iou_thresh (float): keep masks whose predicted IoU is ``>`` this (0 disables).
+        Default: 0.88 (the official default) for the grid, 0 for ``strategy="objects"``.
       stability_score_thresh (float): keep masks whose stability is ``>=`` this (0 disables).
+        Default: 0.95 (the official default) for the grid, 0 for ``strategy="objects"``:
+        MobileSAMv2 filters box masks by neither, and measured AR agrees
+        (docs/benchmarks.md).
       stability_score_offset (float): shift of the logit cutoff for the stability score.
       box_nms_thresh (float): box IoU above which NMS drops duplicates within a crop.
       crop_n_layers (int): crop layers after the whole image; layer i has ``(2^i)^2`` crops.
@@ -105,8 +111,8 @@ class MaskGenerator:
         model: Sam | Runtime | Predictor,
         points_per_side: int | None = 32,
         points_per_batch: int = 64,
-        pred_iou_thresh: float = 0.88,
-        stability_score_thresh: float = 0.95,
+        pred_iou_thresh: float | None = None,
+        stability_score_thresh: float | None = None,
         stability_score_offset: float = 1.0,
         box_nms_thresh: float = 0.7,
         crop_n_layers: int = 0,
@@ -134,6 +140,11 @@ class MaskGenerator:
         check_int("min_mask_region_area", min_mask_region_area, 0)
         check_int("decoder_batch_size", decoder_batch_size, 1)
         check_int("chunk_pixels", chunk_pixels, 1)
+        defaults = FILTER_DEFAULTS.get(strategy, (0.0, 0.0))  # a bad strategy fails below
+        if pred_iou_thresh is None:
+            pred_iou_thresh = defaults[0]
+        if stability_score_thresh is None:
+            stability_score_thresh = defaults[1]
         for name, value in (
             ("pred_iou_thresh", pred_iou_thresh),
             ("stability_score_thresh", stability_score_thresh),

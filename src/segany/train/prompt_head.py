@@ -156,13 +156,19 @@ def train_prompt_head(
     config: HeadTrainConfig = HeadTrainConfig(),
     progress: bool = True,
     log: Callable[[dict[str, float]], object] | None = None,
+    init: PromptHead | None = None,
 ) -> PromptHead:
-    """Train a head on ``examples`` (AdamW, cosine decay); returns it in eval mode."""
+    """Train a head on ``examples`` (AdamW, cosine decay); returns it in eval mode.
+
+    ``init``: fine-tune this head (e.g. one trained with the model) instead of a new one.
+    """
     if not examples:
         raise ValueError("no training examples")
     torch.manual_seed(config.seed)
     _, chans, h, w = examples[0].embedding.shape
-    head = PromptHead(PromptHeadConfig(in_chans=chans, hidden=config.hidden))
+    head = init or PromptHead(PromptHeadConfig(in_chans=chans, hidden=config.hidden))
+    if head.config.in_chans != chans:
+        raise ValueError(f"the head reads {head.config.in_chans} channels, the model gives {chans}")
     edges = head.config.slot_edges
     cell = image_size / w
     targets = [head_targets(e.boxes, (h, w), cell, edges) for e in examples]

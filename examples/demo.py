@@ -135,7 +135,10 @@ def main() -> None:
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
-    print(f"pictures written to {args.out}/: demo.png, click_three_masks.png, box_overlay.png")
+    print(
+        f"pictures written to {args.out}/: demo.png, click_three_masks.png, box_overlay.png, "
+        "everything_overlay.png, objects_overlay.png"
+    )
 
 
 if __name__ == "__main__":

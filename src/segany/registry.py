@@ -173,25 +173,23 @@ _SHAPES_SIZE = 24_626_528
 _SHAPES_HEAD_FILE = "segany_shapes_prompt_head.safetensors"
 _SHAPES_HEAD_SHA256 = "12095f778275a2046798606d7931149cfa8e91d6cd79e66c36eec7eefa3567a3"
 _SHAPES_HEAD_SIZE = 781_452
+
+
+def _bundled(filename: str, sha256: str, size: int) -> WeightsInfo:
+    """Weights shipped in the package's assets folder (licence: ours)."""
+    return WeightsInfo(
+        url="bundled:" + filename, filename=filename, sha256=sha256, size=size,
+        license="Apache-2.0",
+    )  # fmt: skip
+
+
 register_model(
     ModelSpec(
         name="segany_shapes",
         description="segany's small SAM (ViT 256-d, depth 6, 512 px) trained on generated scenes",
         config=SHAPES_CONFIG,
-        weights=WeightsInfo(
-            url="bundled:" + _SHAPES_FILE,
-            filename=_SHAPES_FILE,
-            sha256=_SHAPES_SHA256,
-            size=_SHAPES_SIZE,
-            license="Apache-2.0",
-        ),
-        prompt_head=WeightsInfo(
-            url="bundled:" + _SHAPES_HEAD_FILE,
-            filename=_SHAPES_HEAD_FILE,
-            sha256=_SHAPES_HEAD_SHA256,
-            size=_SHAPES_HEAD_SIZE,
-            license="Apache-2.0",
-        ),
+        weights=_bundled(_SHAPES_FILE, _SHAPES_SHA256, _SHAPES_SIZE),
+        prompt_head=_bundled(_SHAPES_HEAD_FILE, _SHAPES_HEAD_SHA256, _SHAPES_HEAD_SIZE),
     )
 )
 

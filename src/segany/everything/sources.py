@@ -25,6 +25,7 @@ import torch
 
 from ..errors import InputError
 from ..models.prompt_head import PromptHead, decode_boxes
+from .masks import nms
 
 if TYPE_CHECKING:
     from ..predictor import Predictor
@@ -83,21 +84,6 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-9)
 
 
-def _box_nms(boxes: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Indices kept by greedy NMS of boxes already sorted best first."""
-    if len(boxes) == 0 or threshold >= 1.0:
-        return torch.arange(len(boxes))
-    iou = box_iou(boxes, boxes)
-    keep: list[int] = []
-    suppressed = torch.zeros(len(boxes), dtype=torch.bool)
-    for i in range(len(boxes)):
-        if bool(suppressed[i]):
-            continue
-        keep.append(i)
-        suppressed |= iou[i] > threshold
-    return torch.tensor(keep, dtype=torch.long)
-
-
 class HeadBoxes:
     """Boxes from a :class:`~segany.models.prompt_head.PromptHead` on the image embedding.
 
@@ -120,8 +106,9 @@ class HeadBoxes:
         embedding = predictor.get_image_embedding()
         objectness, params = self.head(embedding)
         cell = predictor.model.image_size / objectness.shape[-1]
-        boxes, _ = decode_boxes(objectness, params, cell, self.conf, self.max_boxes)[0]
-        boxes = boxes[_box_nms(boxes, self.nms_thresh)]
+        boxes, scores = decode_boxes(objectness, params, cell, self.conf, self.max_boxes)[0]
+        if self.nms_thresh < 1.0:
+            boxes = boxes[nms(boxes, scores, self.nms_thresh)]
         # input frame -> the image's pixels (the predictor resized the long side)
         scale = max(predictor.original_size) / predictor.model.image_size
         return check_boxes(boxes.numpy() * scale, predictor.original_size, "prompt head")

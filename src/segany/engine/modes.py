@@ -141,6 +141,14 @@ def _cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return result
 
 
+def _cast_dense(dense: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``dense.to(dtype)``, keeping a broadcast no-mask embedding broadcast (a plain cast
+    would materialise its HxW copies, and the decoder recognises it by its zero strides)."""
+    if dense.dim() == 4 and dense.stride(-1) == 0 and dense.stride(-2) == 0:
+        return dense[:, :, :1, :1].to(dtype).expand(dense.shape)
+    return dense.to(dtype)
+
+
 def _version(tensor: torch.Tensor) -> int:
     """The in-place version counter (-1 for inference tensors, which keep none)."""
     try:
@@ -186,7 +194,7 @@ def decode(
             _cast(image_embeddings, dtype),
             image_pe,
             sparse.to(dtype),
-            dense.to(dtype),
+            _cast_dense(dense, dtype),
             multimask_output,
         )
     return logits.float(), iou.float()
@@ -258,7 +266,7 @@ def decode_prompts_above(
         _cast(features, dtype),
         dense_pe(model, dtype),
         sparse.to(dtype),
-        dense[:1].to(dtype),
+        _cast_dense(dense[:1], dtype),
         multimask_output,
         min_iou,
     )

@@ -24,18 +24,68 @@ MLPs, norms, the upscaling path and the heads) runs the decoder's own modules.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
 from ..models.mask_decoder import MaskDecoder
 from ..models.transformer import Attention, TwoWayAttentionBlock
 
-__all__ = ["decode_shared", "decode_shared_above", "predict_masks_shared", "transformer_shared"]
+__all__ = [
+    "decode_shared",
+    "decode_shared_above",
+    "final_attention",
+    "predict_masks_shared",
+    "transformer_blocks",
+    "transformer_shared",
+]
 
 
 def _heads(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
     """A (heads*d)xC projection weight -> heads x d x C."""
     return weight.reshape(num_heads, weight.shape[0] // num_heads, weight.shape[1])
+
+
+_MEMO: dict[str, tuple[tuple[object, ...], torch.Tensor | None, torch.Tensor]] = {}
+
+
+def _memo(
+    slot: str,
+    sources: tuple[object, ...],
+    make: Callable[[], torch.Tensor],
+    value_key: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``make()``, remembered in ``slot`` while the ``sources`` are the same objects.
+
+    Image-side work that every prompt batch on one image repeats (the token-major image
+    tokens, the first block's key and value projections) is done once per image. Only
+    without autograd (training needs the graph). Tensors are compared by identity and
+    in-place version (the sources are kept alive, so an address is never reused), and
+    ``value_key``, a small tensor, by value.
+    """
+    if torch.is_grad_enabled():
+        return make()
+    key = tuple((obj, _version(obj)) if isinstance(obj, torch.Tensor) else (obj, 0)
+                for obj in sources)  # fmt: skip
+    hit = _MEMO.get(slot)
+    if (
+        hit is not None
+        and len(hit[0]) == len(key)
+        and all(a is b and va == vb for (a, va), (b, vb) in zip(hit[0], key, strict=True))
+        and (value_key is None) == (hit[1] is None)
+        and (value_key is None or hit[1] is None or torch.equal(value_key, hit[1]))
+    ):
+        return hit[2]
+    value = make()
+    _MEMO[slot] = (key, None if value_key is None else value_key.clone(), value)
+    return value
+
+
+def _version(tensor: torch.Tensor) -> int:
+    try:
+        return int(tensor._version)
+    except RuntimeError:  # inference tensors keep no version counter
+        return -1
 
 
 def token_to_image(
@@ -60,8 +110,10 @@ def token_to_image(
     q = attn.q_proj(queries).reshape(groups, per_group, count, heads, head_dim)
     scale = 1.0 / math.sqrt(head_dim)
     if per_group * heads * count >= attn.internal_dim:  # project the image tokens once
-        k = attn.k_proj(keys).reshape(groups, -1, heads, head_dim).permute(0, 2, 3, 1)
-        v = attn.v_proj(values).reshape(groups, -1, heads, head_dim).transpose(1, 2)
+        k = _memo(f"k{id(attn)}", (attn, keys), lambda: attn.k_proj(keys))
+        v = _memo(f"v{id(attn)}", (attn, values), lambda: attn.v_proj(values))
+        k = k.reshape(groups, -1, heads, head_dim).permute(0, 2, 3, 1)
+        v = v.reshape(groups, -1, heads, head_dim).transpose(1, 2)
         q = q.permute(0, 3, 1, 2, 4).reshape(groups * heads, per_group * count, head_dim)
         k = k.reshape(groups * heads, head_dim, -1)
         weights = (torch.bmm(q, k) * scale).softmax(dim=-1)
@@ -93,22 +145,32 @@ def image_to_token(
     """
     batch, count, channels = keys.shape
     groups, tokens = queries.shape[0], queries.shape[1]
-    per_group = batch // groups
     heads = attn.num_heads
     head_dim = attn.internal_dim // heads
-    k = attn.k_proj(keys).reshape(batch, count, heads, head_dim)
+    scale = 1.0 / math.sqrt(head_dim)
+    k = attn.k_proj(keys).reshape(batch, count, heads, head_dim) * scale
     v = attn.v_proj(values).reshape(batch, count, heads, head_dim)
-    wq = _heads(attn.q_proj.weight, heads)  # h x d x C
-    folded_k = torch.einsum("bnhd,hdc->bchn", k, wq).reshape(groups, per_group, channels, -1)
-    folded_k = folded_k.transpose(1, 2).reshape(groups, channels, -1)  # K x C x (m*h*N)
-    bias = torch.einsum("bnhd,hd->bhn", k, attn.q_proj.bias.reshape(heads, head_dim))
-    logits = torch.bmm(queries, folded_k).reshape(groups, tokens, per_group, heads * count)
-    logits = (logits + bias.reshape(groups, 1, per_group, heads * count)) / math.sqrt(head_dim)
-    weights = logits.reshape(groups, tokens, per_group, heads, count).softmax(dim=-1)
-    weights = weights.reshape(groups, tokens, per_group, -1).transpose(1, 2)
-    weights = weights.reshape(batch, tokens, heads * count)
+    # Logits are laid out prompt-token-major (.. x N x HW): the softmax over a prompt's N
+    # tokens then runs along a non-last axis with the HW image tokens innermost, which
+    # vectorises (a softmax over a last axis of N = 7 does not: 12x slower on a CPU), and
+    # no image-sized tensor is transposed or copied.
+    if groups == 1 and not torch.is_grad_enabled():
+        # Image tokens shared by every prompt (the first block): their query projection
+        # is made once per image and kept; each prompt then costs h*N*d per image token.
+        q = _memo(f"q{id(attn)}", (attn, queries), lambda: attn.q_proj(queries[0]))
+        q = q.reshape(tokens, heads, head_dim).permute(1, 2, 0)  # h x d x HW
+        k_heads = k.permute(2, 0, 1, 3).reshape(heads, batch * count, head_dim)
+        logits = torch.bmm(k_heads, q).reshape(heads, batch, count, tokens).transpose(0, 1)
+    else:
+        wq = _heads(attn.q_proj.weight, heads)  # h x d x C
+        folded_k = torch.einsum("bnhd,hdc->bhnc", k, wq).reshape(groups, -1, channels)
+        bias = torch.einsum("bnhd,hd->bhn", k, attn.q_proj.bias.reshape(heads, head_dim))
+        logits = torch.baddbmm(bias.reshape(groups, -1, 1), folded_k, queries.transpose(1, 2))
+        logits = logits.reshape(batch, heads, count, tokens)
+    weights = logits.softmax(dim=2)
     wo = attn.out_proj.weight.reshape(channels, heads, head_dim)
     folded_v = torch.einsum("bnhd,chd->bhnc", v, wo).reshape(batch, heads * count, channels)
+    weights = weights.reshape(batch, heads * count, tokens).transpose(1, 2)
     return torch.baddbmm(attn.out_proj.bias, weights, folded_v)
 
 
@@ -126,7 +188,7 @@ def _block(
         q = queries + query_pe
         queries = queries + block.self_attn(q, q, queries)
     queries = block.norm1(queries)
-    k = keys + key_pe
+    k = _memo(f"keys+pe{id(block)}", (keys, key_pe), lambda: keys + key_pe)
     update = token_to_image(block.cross_attn_token_to_image, queries + query_pe, k, keys)
     queries = block.norm2(queries + update)
     queries = block.norm3(queries + block.mlp(queries))
@@ -187,16 +249,17 @@ def predict_masks_shared(
     return decoder.heads(hs, keys, height, width)
 
 
-def transformer_shared(
+def transformer_blocks(
     decoder: MaskDecoder,
     image_embeddings: torch.Tensor,
     image_pe: torch.Tensor,
     sparse_prompt_embeddings: torch.Tensor,
     dense_prompt_embeddings: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
-    """The two-way transformer of :func:`predict_masks_shared` alone.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """The two-way transformer's blocks, before its final attention.
 
-    Returns the BxNxC output tokens, the Bx(H*W)xC image tokens and (H, W).
+    Returns the BxNxC tokens, their BxNxC positional encoding (the input tokens), the
+    Bx(H*W)xC image tokens, the 1x(H*W)xC image positional encoding and (H, W).
     """
     batch = sparse_prompt_embeddings.shape[0]
     groups = image_embeddings.shape[0]
@@ -209,13 +272,23 @@ def transformer_shared(
     dense = dense_prompt_embeddings
     if dense.shape[0] > 1 and dense.stride(0) == 0:
         dense = dense[:1]  # the no-mask embedding, the same for every prompt
-    if dense.shape[0] == 1:
-        src = image_embeddings + dense
+    height, width = image_embeddings.shape[-2:]
+    # Token-major and contiguous: every image-sized add and norm below then runs on dense
+    # rows (on channel-major views they were 2-5x slower and made LayerNorm copy first).
+    if dense.shape[0] == 1 and dense.stride(-1) == 0 and dense.stride(-2) == 0:
+        # the no-mask embedding: one C-vector broadcast over the grid, compared by value
+        keys = _memo(
+            "keys",
+            (image_embeddings,),
+            lambda: _token_major(image_embeddings + dense),
+            value_key=dense[0, :, 0, 0],
+        )
+    elif dense.shape[0] == 1:
+        keys = _token_major(image_embeddings + dense)
     else:
         src = image_embeddings.repeat_interleave(batch // groups, dim=0) + dense
-    _, channels, height, width = src.shape
-    keys = src.flatten(2).transpose(1, 2)
-    key_pe = image_pe.flatten(2).transpose(1, 2)
+        keys = _token_major(src)
+    key_pe = _memo("key_pe", (image_pe,), lambda: _token_major(image_pe))
     transformer = decoder.transformer
     queries = tokens
     for block in transformer.layers:
@@ -223,11 +296,52 @@ def transformer_shared(
         queries, keys = _block(block, queries, keys, tokens, key_pe)
     if keys.shape[0] != batch:
         keys = keys.repeat_interleave(batch // keys.shape[0], dim=0)
+    return queries, tokens, keys, key_pe, (height, width)
+
+
+def _token_major(x: torch.Tensor) -> torch.Tensor:
+    """BxCxHxW -> Bx(H*W)xC, contiguous."""
+    return x.flatten(2).transpose(1, 2).contiguous()
+
+
+def final_attention(
+    decoder: MaskDecoder,
+    queries: torch.Tensor,
+    tokens: torch.Tensor,
+    keys: torch.Tensor,
+    key_pe: torch.Tensor,
+) -> torch.Tensor:
+    """The transformer's last token -> image attention and norm: BxNxC output tokens.
+
+    Each output token depends on its own row of ``queries`` only (attention per query, a
+    per-token norm), so it may be run for a subset of the tokens (the IoU token alone).
+
+    Arguments:
+      queries: BxNxC tokens after the blocks; tokens: BxNxC their positional encoding
+        (the input tokens). keys: Bx(H*W)xC image tokens; key_pe: 1x(H*W)xC.
+    """
+    transformer = decoder.transformer
     update = token_to_image(
         transformer.final_attn_token_to_image, queries + tokens, keys + key_pe, keys
     )
-    hs = transformer.norm_final_attn(queries + update)
-    return hs, keys, (height, width)
+    return transformer.norm_final_attn(queries + update)
+
+
+def transformer_shared(
+    decoder: MaskDecoder,
+    image_embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    sparse_prompt_embeddings: torch.Tensor,
+    dense_prompt_embeddings: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """The two-way transformer of :func:`predict_masks_shared` alone.
+
+    Returns the BxNxC output tokens, the Bx(H*W)xC image tokens and (H, W).
+    """
+    queries, tokens, keys, key_pe, size = transformer_blocks(
+        decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
+    )
+    return final_attention(decoder, queries, tokens, keys, key_pe), keys, size
 
 
 def decode_shared_above(
@@ -251,14 +365,21 @@ def decode_shared_above(
       logits: Kx(4H)x(4W) low-res logits of the kept candidates.
       iou_pred: BxM predicted IoU of every candidate.
     """
-    hs, keys, (height, width) = transformer_shared(
+    queries, tokens, keys, key_pe, (height, width) = transformer_blocks(
         decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
     )
     chosen = slice(1, None) if multimask_output else slice(0, 1)
-    iou_pred = decoder.predict_iou(hs)[:, chosen]
+    # The IoU head reads the IoU token alone: its final attention first, for every prompt;
+    # the mask tokens' only for the prompts that keep a mask.
+    iou_hs = final_attention(decoder, queries[:, :1], tokens[:, :1], keys, key_pe)
+    iou_pred = decoder.predict_iou(iou_hs)[:, chosen]
     passing = iou_pred > min_iou
     prompts = torch.nonzero(passing.any(dim=1)).flatten()
-    logits = decoder.mask_logits(hs[prompts], keys[prompts], height, width)[:, chosen]
+    if len(prompts) == 0:
+        empty = keys.new_zeros((0, 4 * height, 4 * width))
+        return prompts, empty, iou_pred
+    hs = final_attention(decoder, queries[prompts], tokens[prompts], keys[prompts], key_pe)
+    logits = decoder.mask_logits(hs, keys[prompts], height, width)[:, chosen]
     kept = torch.nonzero(passing.flatten()).flatten()
     selected = passing[prompts].flatten()
     return kept, logits.flatten(0, 1)[selected], iou_pred

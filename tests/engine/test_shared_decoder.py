@@ -90,3 +90,38 @@ def test_uneven_groups_are_refused() -> None:
     with pytest.raises(ValueError, match="split evenly"):
         decode_shared(model.mask_decoder, embeddings, model.prompt_encoder.get_dense_pe(),
                       sparse, dense, True)  # fmt: skip
+
+
+def test_masks_only_above_the_iou_threshold_and_a_fresh_image_is_not_mixed_up() -> None:
+    """decode_shared_above gives decode_shared's IoU for all and its logits for the kept.
+
+    The per-image memo (the first block's image-side work) must follow the image: a second
+    image, then the first again, give what a fresh computation gives.
+    """
+    from segany.engine.shared_decoder import decode_shared_above
+
+    model = _model("mobile_sam")
+    channels = model.prompt_encoder.embed_dim
+    side = model.prompt_encoder.image_embedding_size[0]
+    generator = torch.Generator().manual_seed(5)
+    first, second = (torch.randn((1, channels, side, side), generator=generator) for _ in "ab")
+    pe = model.prompt_encoder.get_dense_pe()
+    with torch.inference_mode():
+        sparse, dense = _prompts(model, 6, False, False, seed=7)
+        for image in (first, second, first):
+            repeated = image.expand(6, -1, -1, -1)
+            want_masks, want_iou = model.mask_decoder(repeated, pe, sparse, dense, True)
+            ranked = want_iou.flatten().sort().values  # a threshold between two values
+            threshold = float(ranked[8] + ranked[9]) / 2
+            kept, logits, iou = decode_shared_above(
+                model.mask_decoder, image, pe, sparse, dense, True, threshold
+            )
+            assert torch.allclose(iou, want_iou, atol=1e-5)
+            expected = torch.nonzero((want_iou > threshold).flatten()).flatten()
+            assert torch.equal(kept, expected) and 0 < len(kept) < want_iou.numel()
+            scale = float(want_masks.std())
+            assert float((logits - want_masks.flatten(0, 1)[kept]).abs().max()) <= 1e-4 * scale
+        kept, logits, _ = decode_shared_above(
+            model.mask_decoder, first, pe, sparse, dense, True, float("inf")
+        )
+        assert len(kept) == 0 and logits.shape[0] == 0

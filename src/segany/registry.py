@@ -167,11 +167,11 @@ SHAPES_CONFIG = SamConfig(
 )
 # The bundled weights (docs/training.md says how they were trained).
 _SHAPES_FILE = "segany_shapes.safetensors"
-_SHAPES_SHA256 = "c3ac327606ba9ee6172df2cd536cdf1895639b1d2a3b10ac878c7e95a4338c92"
+_SHAPES_SHA256 = "177d3408c65f9c7e82257f8f88a1f0a3bc1a80b711a33f0b6290116a96780df4"
 _SHAPES_SIZE = 24_626_528
 # Its object-proposal head (object-aware SegEvery), trained with it (prompt_head_weight).
 _SHAPES_HEAD_FILE = "segany_shapes_prompt_head.safetensors"
-_SHAPES_HEAD_SHA256 = "12095f778275a2046798606d7931149cfa8e91d6cd79e66c36eec7eefa3567a3"
+_SHAPES_HEAD_SHA256 = "e0f557664fb9b9aa6c95c0882cd2d70565578da00cbd0c99cfbc76446b013b61"
 _SHAPES_HEAD_SIZE = 781_452
 
 

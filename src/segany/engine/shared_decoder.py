@@ -27,7 +27,9 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
+from ..models.common import LayerNorm2d
 from ..models.mask_decoder import MaskDecoder
 from ..models.transformer import Attention, TwoWayAttentionBlock
 
@@ -47,7 +49,7 @@ def _heads(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
     return weight.reshape(num_heads, weight.shape[0] // num_heads, weight.shape[1])
 
 
-_MEMO: dict[str, tuple[tuple[object, ...], torch.Tensor | None, torch.Tensor]] = {}
+_MEMO: dict[str, tuple[tuple[tuple[object, int], ...], torch.Tensor | None, torch.Tensor]] = {}
 
 
 def _memo(
@@ -66,8 +68,9 @@ def _memo(
     """
     if torch.is_grad_enabled():
         return make()
-    key = tuple((obj, _version(obj)) if isinstance(obj, torch.Tensor) else (obj, 0)
-                for obj in sources)  # fmt: skip
+    key: tuple[tuple[object, int], ...] = tuple(
+        (obj, _version(obj)) if isinstance(obj, torch.Tensor) else (obj, 0) for obj in sources
+    )
     hit = _MEMO.get(slot)
     if (
         hit is not None
@@ -406,6 +409,8 @@ def mask_logits_tokens(
       (torch.Tensor): Bx(1+M)x(4H)x(4W) logits.
     """
     up1, norm, act1, up2, act2 = decoder.output_upscaling
+    assert isinstance(up1, nn.ConvTranspose2d) and isinstance(up2, nn.ConvTranspose2d)
+    assert isinstance(norm, LayerNorm2d) and up1.bias is not None and up2.bias is not None
     batch, tokens, _ = keys.shape
     mid, last = up1.out_channels, up2.out_channels
     w1 = up1.weight.permute(0, 2, 3, 1).reshape(up1.in_channels, 4 * mid)  # (di, dj, c)

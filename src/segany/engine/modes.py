@@ -24,7 +24,7 @@ import torch
 from ..models import vit
 from ..models.sam import Sam
 from .openvino_backend import OpenVinoEncoder, openvino_available
-from .shared_decoder import decode_shared, decode_shared_above
+from .shared_decoder import decode_shared, decode_shared_above, tensor_version
 
 __all__ = [
     "MODES",
@@ -113,7 +113,7 @@ def dense_pe(model: Sam, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     to it, ``load_state_dict`` included, recomputes the encoding).
     """
     matrix = model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
-    key = (matrix.data_ptr(), _version(matrix), dtype)
+    key = (matrix.data_ptr(), tensor_version(matrix), dtype)
     cached = model.__dict__.get("_dense_pe_cache")
     if cached is None or cached[0] != key:
         with torch.inference_mode(False), torch.no_grad():
@@ -131,7 +131,7 @@ def _cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     identity and version, so a new tensor at a reused address never hits the cache."""
     if tensor.dtype == dtype:
         return tensor
-    version = _version(tensor)
+    version = tensor_version(tensor)
     if _LAST_CAST:
         source, seen, result = _LAST_CAST[0]
         if source is tensor and seen == version and result.dtype == dtype:
@@ -147,14 +147,6 @@ def _cast_dense(dense: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if dense.dim() == 4 and dense.stride(-1) == 0 and dense.stride(-2) == 0:
         return dense[:, :, :1, :1].to(dtype).expand(dense.shape)
     return dense.to(dtype)
-
-
-def _version(tensor: torch.Tensor) -> int:
-    """The in-place version counter (-1 for inference tensors, which keep none)."""
-    try:
-        return int(tensor._version)
-    except RuntimeError:
-        return -1
 
 
 def encode(model: Sam | Runtime, images: torch.Tensor) -> torch.Tensor:

@@ -69,15 +69,18 @@ def _memo(
     if torch.is_grad_enabled():
         return make()
     key: tuple[tuple[object, int], ...] = tuple(
-        (obj, _version(obj)) if isinstance(obj, torch.Tensor) else (obj, 0) for obj in sources
+        (obj, tensor_version(obj)) if isinstance(obj, torch.Tensor) else (obj, 0) for obj in sources
     )
     hit = _MEMO.get(slot)
     if (
         hit is not None
         and len(hit[0]) == len(key)
         and all(a is b and va == vb for (a, va), (b, vb) in zip(hit[0], key, strict=True))
-        and (value_key is None) == (hit[1] is None)
-        and (value_key is None or hit[1] is None or torch.equal(value_key, hit[1]))
+        and (
+            hit[1] is None
+            if value_key is None
+            else hit[1] is not None and torch.equal(value_key, hit[1])
+        )
     ):
         return hit[2]
     value = make()
@@ -85,10 +88,11 @@ def _memo(
     return value
 
 
-def _version(tensor: torch.Tensor) -> int:
+def tensor_version(tensor: torch.Tensor) -> int:
+    """The in-place version counter (-1 for inference tensors, which keep none)."""
     try:
         return int(tensor._version)
-    except RuntimeError:  # inference tensors keep no version counter
+    except RuntimeError:
         return -1
 
 
@@ -313,7 +317,7 @@ def final_attention(
     queries: torch.Tensor,
     tokens: torch.Tensor,
     keys: torch.Tensor,
-    key_pe: torch.Tensor,
+    keys_with_pe: torch.Tensor,
 ) -> torch.Tensor:
     """The transformer's last token -> image attention and norm: BxNxC output tokens.
 
@@ -322,11 +326,12 @@ def final_attention(
 
     Arguments:
       queries: BxNxC tokens after the blocks; tokens: BxNxC their positional encoding
-        (the input tokens). keys: Bx(H*W)xC image tokens; key_pe: 1x(H*W)xC.
+        (the input tokens). keys: Bx(H*W)xC image tokens; keys_with_pe: the same plus
+        the image positional encoding.
     """
     transformer = decoder.transformer
     update = token_to_image(
-        transformer.final_attn_token_to_image, queries + tokens, keys + key_pe, keys
+        transformer.final_attn_token_to_image, queries + tokens, keys_with_pe, keys
     )
     return transformer.norm_final_attn(queries + update)
 
@@ -345,7 +350,7 @@ def transformer_shared(
     queries, tokens, keys, key_pe, size = transformer_blocks(
         decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
     )
-    return final_attention(decoder, queries, tokens, keys, key_pe), keys, size
+    return final_attention(decoder, queries, tokens, keys, keys + key_pe), keys, size
 
 
 def decode_shared_above(
@@ -375,14 +380,17 @@ def decode_shared_above(
     chosen = slice(1, None) if multimask_output else slice(0, 1)
     # The IoU head reads the IoU token alone: its final attention first, for every prompt;
     # the mask tokens' only for the prompts that keep a mask.
-    iou_hs = final_attention(decoder, queries[:, :1], tokens[:, :1], keys, key_pe)
+    keys_with_pe = keys + key_pe
+    iou_hs = final_attention(decoder, queries[:, :1], tokens[:, :1], keys, keys_with_pe)
     iou_pred = decoder.predict_iou(iou_hs)[:, chosen]
     passing = iou_pred > min_iou
     prompts = torch.nonzero(passing.any(dim=1)).flatten()
     if len(prompts) == 0:
         empty = keys.new_zeros((0, 4 * height, 4 * width))
         return prompts, empty, iou_pred
-    hs = final_attention(decoder, queries[prompts], tokens[prompts], keys[prompts], key_pe)
+    hs = final_attention(
+        decoder, queries[prompts], tokens[prompts], keys[prompts], keys_with_pe[prompts]
+    )
     logits = mask_logits_tokens(decoder, hs, keys[prompts], height, width)[:, chosen]
     kept = torch.nonzero(passing.flatten()).flatten()
     selected = passing[prompts].flatten()

@@ -23,8 +23,9 @@ import torch
 
 from ..models import vit
 from ..models.sam import Sam
+from .memo import tensor_version
 from .openvino_backend import OpenVinoEncoder, openvino_available
-from .shared_decoder import decode_shared, decode_shared_above, tensor_version
+from .shared_decoder import decode_shared, decode_shared_above
 
 __all__ = [
     "MODES",

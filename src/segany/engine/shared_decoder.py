@@ -17,27 +17,27 @@ the image-sized work is shared or reduced to the few prompt tokens:
 With ``C``-wide image tokens, ``Ci = C / 2`` inner width, ``h`` heads and ``N`` prompt tokens
 (7 for a point), the image-sized cost of one attention falls from ``C·Ci`` to ``h·N·C`` per
 image token (about 2.3x fewer operations for SAM's decoder), and no per-prompt copy of the
-embedding is made before the first block changes it. Everything else (token self-attention,
-MLPs, norms, the upscaling path and the heads) runs the decoder's own modules.
+embedding is made before the first block changes it. The upscaling path runs on token-major
+image tokens (:mod:`.upscaling`); image-side work repeated by every prompt batch on one image
+is remembered (:mod:`.memo`). Everything else (token self-attention, MLPs, norms and the
+heads) runs the decoder's own modules.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
-from torch import nn
 
-from ..models.common import LayerNorm2d
 from ..models.mask_decoder import MaskDecoder
 from ..models.transformer import Attention, TwoWayAttentionBlock
+from .memo import memo
+from .upscaling import mask_logits_tokens
 
 __all__ = [
     "decode_shared",
     "decode_shared_above",
     "final_attention",
-    "mask_logits_tokens",
     "predict_masks_shared",
     "transformer_blocks",
     "transformer_shared",
@@ -47,53 +47,6 @@ __all__ = [
 def _heads(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
     """A (heads*d)xC projection weight -> heads x d x C."""
     return weight.reshape(num_heads, weight.shape[0] // num_heads, weight.shape[1])
-
-
-_MEMO: dict[str, tuple[tuple[tuple[object, int], ...], torch.Tensor | None, torch.Tensor]] = {}
-
-
-def _memo(
-    slot: str,
-    sources: tuple[object, ...],
-    make: Callable[[], torch.Tensor],
-    value_key: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``make()``, remembered in ``slot`` while the ``sources`` are the same objects.
-
-    Image-side work that every prompt batch on one image repeats (the token-major image
-    tokens, the first block's key and value projections) is done once per image. Only
-    without autograd (training needs the graph). Tensors are compared by identity and
-    in-place version (the sources are kept alive, so an address is never reused), and
-    ``value_key``, a small tensor, by value.
-    """
-    if torch.is_grad_enabled():
-        return make()
-    key: tuple[tuple[object, int], ...] = tuple(
-        (obj, tensor_version(obj)) if isinstance(obj, torch.Tensor) else (obj, 0) for obj in sources
-    )
-    hit = _MEMO.get(slot)
-    if (
-        hit is not None
-        and len(hit[0]) == len(key)
-        and all(a is b and va == vb for (a, va), (b, vb) in zip(hit[0], key, strict=True))
-        and (
-            hit[1] is None
-            if value_key is None
-            else hit[1] is not None and torch.equal(value_key, hit[1])
-        )
-    ):
-        return hit[2]
-    value = make()
-    _MEMO[slot] = (key, None if value_key is None else value_key.clone(), value)
-    return value
-
-
-def tensor_version(tensor: torch.Tensor) -> int:
-    """The in-place version counter (-1 for inference tensors, which keep none)."""
-    try:
-        return int(tensor._version)
-    except RuntimeError:
-        return -1
 
 
 def token_to_image(
@@ -118,8 +71,8 @@ def token_to_image(
     q = attn.q_proj(queries).reshape(groups, per_group, count, heads, head_dim)
     scale = 1.0 / math.sqrt(head_dim)
     if per_group * heads * count >= attn.internal_dim:  # project the image tokens once
-        k = _memo(f"k{id(attn)}", (attn, keys), lambda: attn.k_proj(keys))
-        v = _memo(f"v{id(attn)}", (attn, values), lambda: attn.v_proj(values))
+        k = memo(f"k{id(attn)}", (attn, keys), lambda: attn.k_proj(keys))
+        v = memo(f"v{id(attn)}", (attn, values), lambda: attn.v_proj(values))
         k = k.reshape(groups, -1, heads, head_dim).permute(0, 2, 3, 1)
         v = v.reshape(groups, -1, heads, head_dim).transpose(1, 2)
         q = q.permute(0, 3, 1, 2, 4).reshape(groups * heads, per_group * count, head_dim)
@@ -165,7 +118,7 @@ def image_to_token(
     if groups == 1 and not torch.is_grad_enabled():
         # Image tokens shared by every prompt (the first block): their query projection
         # is made once per image and kept; each prompt then costs h*N*d per image token.
-        q = _memo(f"q{id(attn)}", (attn, queries), lambda: attn.q_proj(queries[0]))
+        q = memo(f"q{id(attn)}", (attn, queries), lambda: attn.q_proj(queries[0]))
         q = q.reshape(tokens, heads, head_dim).permute(1, 2, 0)  # h x d x HW
         k_heads = k.permute(2, 0, 1, 3).reshape(heads, batch * count, head_dim)
         logits = torch.bmm(k_heads, q).reshape(heads, batch, count, tokens).transpose(0, 1)
@@ -196,7 +149,7 @@ def _block(
         q = queries + query_pe
         queries = queries + block.self_attn(q, q, queries)
     queries = block.norm1(queries)
-    k = _memo(f"keys+pe{id(block)}", (keys, key_pe), lambda: keys + key_pe)
+    k = memo(f"keys+pe{id(block)}", (keys, key_pe), lambda: keys + key_pe)
     update = token_to_image(block.cross_attn_token_to_image, queries + query_pe, k, keys)
     queries = block.norm2(queries + update)
     queries = block.norm3(queries + block.mlp(queries))
@@ -285,7 +238,7 @@ def transformer_blocks(
     # rows (on channel-major views they were 2-5x slower and made LayerNorm copy first).
     if dense.shape[0] == 1 and dense.stride(-1) == 0 and dense.stride(-2) == 0:
         # the no-mask embedding: one C-vector broadcast over the grid, compared by value
-        keys = _memo(
+        keys = memo(
             "keys",
             (image_embeddings,),
             lambda: _token_major(image_embeddings + dense),
@@ -296,7 +249,7 @@ def transformer_blocks(
     else:
         src = image_embeddings.repeat_interleave(batch // groups, dim=0) + dense
         keys = _token_major(src)
-    key_pe = _memo("key_pe", (image_pe,), lambda: _token_major(image_pe))
+    key_pe = memo("key_pe", (image_pe,), lambda: _token_major(image_pe))
     transformer = decoder.transformer
     queries = tokens
     for block in transformer.layers:
@@ -395,44 +348,3 @@ def decode_shared_above(
     kept = torch.nonzero(passing.flatten()).flatten()
     selected = passing[prompts].flatten()
     return kept, logits.flatten(0, 1)[selected], iou_pred
-
-
-def mask_logits_tokens(
-    decoder: MaskDecoder, hs: torch.Tensor, keys: torch.Tensor, height: int, width: int
-) -> torch.Tensor:
-    """:meth:`MaskDecoder.mask_logits` computed on token-major image tokens.
-
-    Each 2x2, stride-2 transposed convolution of the upscaling path is a matrix product
-    per image token (C_in -> 4 x C_out, one block per sub-pixel), the channel LayerNorm a
-    norm over the last axis, and the hypernetwork product runs on the sub-pixel layout;
-    only the final M masks are shuffled into place. The same function (equal up to
-    rounding) without the channel-major layout changes and the slow channel-axis norm of
-    the module path (about 4x faster on a CPU in bf16).
-
-    Arguments:
-      hs: BxNxC output tokens (IoU token, then the mask tokens). keys: Bx(H*W)xC image
-        tokens after the transformer.
-
-    Returns:
-      (torch.Tensor): Bx(1+M)x(4H)x(4W) logits.
-    """
-    up1, norm, act1, up2, act2 = decoder.output_upscaling
-    assert isinstance(up1, nn.ConvTranspose2d) and isinstance(up2, nn.ConvTranspose2d)
-    assert isinstance(norm, LayerNorm2d) and up1.bias is not None and up2.bias is not None
-    batch, tokens, _ = keys.shape
-    mid, last = up1.out_channels, up2.out_channels
-    w1 = up1.weight.permute(0, 2, 3, 1).reshape(up1.in_channels, 4 * mid)  # (di, dj, c)
-    x = torch.matmul(keys, w1).reshape(batch, tokens * 4, mid) + up1.bias
-    x = act1(torch.nn.functional.layer_norm(x, (mid,), norm.weight, norm.bias, norm.eps))
-    w2 = up2.weight.permute(0, 2, 3, 1).reshape(mid, 4 * last)  # (ei, ej, c)
-    x = act2(torch.matmul(x, w2).reshape(batch, tokens * 16, last) + up2.bias)
-    mask_tokens = hs[:, 1 : 1 + decoder.num_mask_tokens, :]
-    hyper_in = torch.stack(
-        [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
-        dim=1,
-    )  # B x M x last
-    masks = torch.bmm(x, hyper_in.transpose(1, 2))  # B x (H*W*16) x M, (i, j, di, dj, ei, ej)
-    count = masks.shape[-1]
-    masks = masks.reshape(batch, height, width, 2, 2, 2, 2, count)
-    masks = masks.permute(0, 7, 1, 3, 5, 2, 4, 6)  # b, m, i, di, ei, j, dj, ej
-    return masks.reshape(batch, count, 4 * height, 4 * width)

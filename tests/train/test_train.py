@@ -227,3 +227,41 @@ def test_prompt_head_trains_with_the_model_and_resumes(tmp_path: Path) -> None:
     with pytest.raises(segany_errors.CheckpointError, match="no prompt head"):
         train(FAST, tmp_path / "plain", progress=False, model=_fresh())
         loop.export_weights(tmp_path / "plain" / "checkpoint.pt", tmp_path / "m.st", head_file)
+
+
+@pytest.mark.parametrize("trainable", ["decoder", "iou_head"])
+def test_frozen_parts_do_not_move(tmp_path: Path, trainable: str) -> None:
+    config = TrainConfig(**{**FAST.to_dict(), "steps": 4, "trainable": trainable})
+    model = _fresh()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train(config, tmp_path, progress=False, model=model)
+    moved = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    learning = (
+        ("mask_decoder.iou_prediction_head.",)
+        if trainable == "iou_head"
+        else ("mask_decoder.", "prompt_encoder.")
+    )
+    assert moved, "something learnt"
+    assert all(k.startswith(learning) for k in moved), sorted(moved)
+    if trainable == "decoder":
+        assert any(k.startswith("mask_decoder.transformer.") for k in moved)
+
+
+def test_unknown_trainable_part_is_refused() -> None:
+    with pytest.raises(InputError, match="trainable must be one of all, decoder, iou_head"):
+        TrainConfig(trainable="neck")
+
+
+def test_rank_term_prefers_scores_that_order_the_masks() -> None:
+    from segany.train.losses import segmentation_loss
+
+    targets = torch.zeros(1, 8, 8)
+    targets[0, :4] = 1
+    logits = torch.full((1, 3, 8, 8), -5.0)
+    logits[0, 1, :4] = 5.0  # mask 1 is right, masks 0 and 2 are empty
+    right = torch.tensor([[0.1, 0.9, 0.1]])
+    wrong = torch.tensor([[0.9, 0.1, 0.1]])
+    plain = [segmentation_loss(logits, iou, targets)[0] for iou in (right, wrong)]
+    ranked = [segmentation_loss(logits, iou, targets, rank_weight=1.0)[0] for iou in (right, wrong)]
+    assert ranked[0] - plain[0] < 0.01, "little rank loss when the best mask scores highest"
+    assert ranked[1] - plain[1] > 5.0, "a large one when another mask does"

@@ -7,6 +7,8 @@ from typing import Any
 
 from ..errors import InputError
 
+TRAINABLE = ("all", "decoder", "iou_head")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -29,6 +31,13 @@ class TrainConfig:
     (:mod:`segany.train.grouping`); ``prompt_head_weight`` > 0 trains object-aware
     SegEvery's box head (:mod:`segany.models.prompt_head`) on the same embeddings, with
     the encoder (saved as ``prompt_head.safetensors`` beside the model).
+
+    ``iou_rank_weight`` > 0 adds a ranking term for the IoU head: which of the 3 masks of
+    a single click scores highest should be the best one (:func:`.losses.segmentation_loss`).
+
+    ``trainable`` picks what learns: ``"all"``, ``"decoder"`` (the image encoder frozen: it
+    runs without a graph, a cheaper step) or ``"iou_head"`` (only the decoder's IoU head,
+    to recalibrate which of the 3 masks is picked).
 
     A fresh model first gets aligned decoder attention (``attention_gain``, 0 for none)
     and ``decoder_warmup_steps`` of the geometric decoder warm-up
@@ -65,8 +74,10 @@ class TrainConfig:
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     iou_weight: float = 1.0
+    iou_rank_weight: float = 0.0
     grouping_weight: float = 0.0
     prompt_head_weight: float = 0.0
+    trainable: str = "all"
     bf16: bool = True
     seed: int = 0
     checkpoint_every: int = 200
@@ -82,6 +93,9 @@ class TrainConfig:
         for name in ("box_fraction", "centre_fraction", "decay_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be within [0, 1], got {getattr(self, name)}")
+        if self.trainable not in TRAINABLE:
+            choices = ", ".join(TRAINABLE)
+            raise InputError(f"trainable must be one of {choices}, got {self.trainable!r}")
         if not 0 <= self.seed < 256:
             raise InputError(f"seed must be within [0, 256), got {self.seed}")
         if self.lr <= 0:

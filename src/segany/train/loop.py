@@ -55,6 +55,8 @@ def make_optimizer(
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
         flat = param.ndim < 2 or "pos" in name or "token" in name or "embed" in name
         (no_decay if flat else decay).append(param)
     for module in extra:
@@ -65,6 +67,25 @@ def make_optimizer(
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999))
+
+
+def freeze(model: Sam, trainable: str) -> None:
+    """Leave only the ``trainable`` part of ``model`` learning (see :class:`TrainConfig`).
+
+    Frozen parts get ``requires_grad=False`` and eval mode (no BatchNorm statistics move).
+    """
+    if trainable == "all":
+        return
+    learning: list[torch.nn.Module] = (
+        [model.mask_decoder.iou_prediction_head]
+        if trainable == "iou_head"
+        else [model.prompt_encoder, model.mask_decoder]
+    )
+    model.eval()
+    model.requires_grad_(False)
+    for module in learning:
+        module.train()
+        module.requires_grad_(True)
 
 
 def step_scenes(step: int, config: TrainConfig, model: Sam) -> list[SceneTensors]:
@@ -164,6 +185,7 @@ def train(
             with (out / LOG).open("a") as log:
                 log.write(json.dumps({"decoder_warmup_box_iou": sum(tail) / len(tail)}) + "\n")
     model.train()
+    freeze(model, config.trainable)
     probe = None
     if config.grouping_weight > 0:
         torch.manual_seed(config.seed)
@@ -213,7 +235,9 @@ def train(
         loss, metrics = train_step(model, scenes, config, generator, step, probe, head)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(
+            [p for p in model.parameters() if p.requires_grad], config.grad_clip
+        )
         optimizer.step()
         scheduler.step()
         window.append({"loss": float(loss.detach()), **metrics})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+RANK_SCALE = 20.0  # predicted IoU -> logits of the ranking term (0.1 apart: e^2 odds)
+
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
     """Sigmoid focal loss averaged over pixels.
@@ -49,6 +51,7 @@ def segmentation_loss(
     dice_weight: float = 1.0,
     iou_weight: float = 1.0,
     focal_share: float = 1.0,
+    rank_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SAM's loss for a batch of prompts with M candidate masks each.
 
@@ -56,6 +59,9 @@ def segmentation_loss(
       logits: PxMxHxW mask logits. iou_pred: PxM predicted IoU. targets: PxHxW {0, 1}.
       focal_share: in [0, 1]; the per-pixel term is ``focal_share * focal_weight * focal
         + (1 - focal_share) * BCE`` (1: SAM's loss; 0: plain BCE, for warm-up).
+      rank_weight: with M > 1, adds this times a cross-entropy that asks the highest
+        predicted IoU to be the mask with the highest actual IoU (the one a user keeps),
+        the predictions scaled by ``RANK_SCALE`` as logits.
 
     Returns:
       loss (scalar): mean over prompts of the best (lowest) mask loss among the M
@@ -73,4 +79,8 @@ def segmentation_loss(
     with torch.no_grad():
         actual = mask_iou(logits, expanded)
     iou_loss = F.mse_loss(iou_pred.float(), actual)
-    return best_loss.mean() + iou_weight * iou_loss, best
+    total = best_loss.mean() + iou_weight * iou_loss
+    if rank_weight > 0 and logits.shape[1] > 1:
+        rank = F.cross_entropy(RANK_SCALE * iou_pred.float(), actual.argmax(dim=1))
+        total = total + rank_weight * rank
+    return total, best

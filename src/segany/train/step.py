@@ -175,7 +175,7 @@ def _sessions(
             iou = all_iou[idx, which].float()
             loss, _ = segmentation_loss(
                 logits, iou, targets_f[idx], config.focal_weight,
-                config.dice_weight, config.iou_weight, focal_share,
+                config.dice_weight, config.iou_weight, focal_share, config.iou_rank_weight,
             )  # fmt: skip
             total = total + loss * (len(idx) / count)
             pick = iou.argmax(1)  # as a user would: the best-scored mask

@@ -167,11 +167,11 @@ SHAPES_CONFIG = SamConfig(
 )
 # The bundled weights (docs/training.md says how they were trained).
 _SHAPES_FILE = "segany_shapes.safetensors"
-_SHAPES_SHA256 = "177d3408c65f9c7e82257f8f88a1f0a3bc1a80b711a33f0b6290116a96780df4"
+_SHAPES_SHA256 = "726ee16886643513c8e2734bb6adff9279d6e82504fb7ffa7a13c7f38d1ced3d"
 _SHAPES_SIZE = 24_626_528
 # Its object-proposal head (object-aware SegEvery), trained with it (prompt_head_weight).
 _SHAPES_HEAD_FILE = "segany_shapes_prompt_head.safetensors"
-_SHAPES_HEAD_SHA256 = "e0f557664fb9b9aa6c95c0882cd2d70565578da00cbd0c99cfbc76446b013b61"
+_SHAPES_HEAD_SHA256 = "a78b63e997d20fb02da45ccaecc6c78c1c6ea52ab9f2771d9567cd77163c05e7"
 _SHAPES_HEAD_SIZE = 781_452
 
 

@@ -176,11 +176,12 @@ def decode_shared(
     Returns:
       masks: BxMx(4H)x(4W) logits (M = 3 or 1); iou_pred: BxM.
     """
-    masks, iou_pred = predict_masks_shared(
+    chosen = slice(1, None) if multimask_output else slice(0, 1)
+    hs, keys, (height, width) = transformer_shared(
         decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
     )
-    chosen = slice(1, None) if multimask_output else slice(0, 1)
-    return masks[:, chosen], iou_pred[:, chosen]
+    masks = mask_logits_tokens(decoder, hs, keys, height, width, chosen)
+    return masks, decoder.predict_iou(hs)[:, chosen]
 
 
 def predict_masks_shared(
@@ -344,7 +345,7 @@ def decode_shared_above(
     hs = final_attention(
         decoder, queries[prompts], tokens[prompts], keys[prompts], keys_with_pe[prompts]
     )
-    logits = mask_logits_tokens(decoder, hs, keys[prompts], height, width)[:, chosen]
+    logits = mask_logits_tokens(decoder, hs, keys[prompts], height, width, chosen)
     kept = torch.nonzero(passing.flatten()).flatten()
     selected = passing[prompts].flatten()
     return kept, logits.flatten(0, 1)[selected], iou_pred

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, InputError
+from ..models.mask_decoder import output_slice
 from ..models.sam import postprocess_masks, preprocess
 from ..weights import sha256_file
 
@@ -116,7 +117,7 @@ class OnnxSam:
             "has_mask_input": has_mask,
         }
         low_res, iou = self.decoder.run(None, feeds)
-        chosen = slice(1, None) if multimask_output else slice(0, 1)
+        chosen = output_slice(multimask_output)
         return torch.from_numpy(low_res[:, chosen]), torch.from_numpy(iou[:, chosen])
 
 

@@ -29,7 +29,7 @@ import math
 
 import torch
 
-from ..models.mask_decoder import MaskDecoder
+from ..models.mask_decoder import MaskDecoder, output_slice
 from ..models.transformer import Attention, TwoWayAttentionBlock
 from .memo import memo
 from .upscaling import mask_logits_tokens
@@ -176,12 +176,10 @@ def decode_shared(
     Returns:
       masks: BxMx(4H)x(4W) logits (M = 3 or 1); iou_pred: BxM.
     """
-    chosen = slice(1, None) if multimask_output else slice(0, 1)
-    hs, keys, (height, width) = transformer_shared(
-        decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
-    )
-    masks = mask_logits_tokens(decoder, hs, keys, height, width, chosen)
-    return masks, decoder.predict_iou(hs)[:, chosen]
+    return predict_masks_shared(
+        decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
+        output_slice(multimask_output),
+    )  # fmt: skip
 
 
 def predict_masks_shared(
@@ -190,6 +188,7 @@ def predict_masks_shared(
     image_pe: torch.Tensor,
     sparse_prompt_embeddings: torch.Tensor,
     dense_prompt_embeddings: torch.Tensor,
+    chosen: slice = slice(None),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:meth:`MaskDecoder.predict_masks` for B prompts on K images: every mask token.
 
@@ -201,14 +200,17 @@ def predict_masks_shared(
       dense_prompt_embeddings: BxCxHxW mask embeddings; when it is the no-mask embedding
         broadcast over the batch (a zero batch stride, as the prompt encoder returns it),
         it is shared and the first block's image-side work is done once per image.
+      chosen: which of the 1+M mask tokens to return (all by default); masks are made
+        for those alone.
 
     Returns:
-      masks: Bx(1+M)x(4H)x(4W) logits; iou_pred: Bx(1+M).
+      masks: BxKx(4H)x(4W) logits; iou_pred: BxK (K = 1+M by default).
     """
     hs, keys, (height, width) = transformer_shared(
         decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
     )
-    return mask_logits_tokens(decoder, hs, keys, height, width), decoder.predict_iou(hs)
+    masks = mask_logits_tokens(decoder, hs, keys, height, width, chosen)
+    return masks, decoder.predict_iou(hs)[:, chosen]
 
 
 def transformer_blocks(
@@ -331,7 +333,7 @@ def decode_shared_above(
     queries, tokens, keys, key_pe, (height, width) = transformer_blocks(
         decoder, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
     )
-    chosen = slice(1, None) if multimask_output else slice(0, 1)
+    chosen = output_slice(multimask_output)
     # The IoU head reads the IoU token alone: its final attention first, for every prompt;
     # the mask tokens' only for the prompts that keep a mask.
     keys_with_pe = keys + key_pe

@@ -9,6 +9,12 @@ from .common import MLP, LayerNorm2d
 from .transformer import TwoWayTransformer
 
 
+def output_slice(multimask_output: bool) -> slice:
+    """Which of the decoder's 1+M mask tokens are returned: the M ambiguity-aware masks
+    for ``multimask_output``, else the single-mask token 0."""
+    return slice(1, None) if multimask_output else slice(0, 1)
+
+
 class MaskDecoder(nn.Module):
     """Predicts masks from an image embedding and prompt embeddings.
 
@@ -78,7 +84,7 @@ class MaskDecoder(nn.Module):
         masks, iou_pred = self.predict_masks(
             image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
         )
-        chosen = slice(1, None) if multimask_output else slice(0, 1)
+        chosen = output_slice(multimask_output)
         return masks[:, chosen], iou_pred[:, chosen]
 
     def predict_masks(

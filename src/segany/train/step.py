@@ -8,6 +8,7 @@ import torch
 
 from ..data.masks import interior_points
 from ..engine import predict_masks_shared
+from ..models.mask_decoder import output_slice
 from ..models.prompt_head import PromptHead
 from ..models.sam import Sam
 from .config import TrainConfig
@@ -170,7 +171,7 @@ def _sessions(
         chosen = torch.zeros((count, 1, *targets.shape[-2:]))
         for idx, with_box in groups:
             multimask = it == 0 and not with_box
-            which = slice(1, None) if multimask else slice(0, 1)
+            which = output_slice(multimask)
             logits = all_logits[idx, which].float()
             iou = all_iou[idx, which].float()
             loss, _ = segmentation_loss(

@@ -35,12 +35,14 @@ VARIANTS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("grid 32x32, official filters", "grid", {}),  # the defaults
     ("grid 32x32, lowered filters", "grid",
      {"pred_iou_thresh": 0.1, "stability_score_thresh": 0.35}),
-    ("objects, no filter (MobileSAMv2)", "objects",
-     {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}),
+    ("objects (default: 3 masks per box, no filter, no NMS)", "objects", {}),
+    ("objects, 1 mask per box, no filter, no NMS (MobileSAMv2)", "objects",
+     {"masks_per_box": 1}),
+    ("objects, 1 mask per box, NMS 0.7", "objects",
+     {"masks_per_box": 1, "box_nms_thresh": 0.7}),
     ("objects, official filters", "objects",
      {"pred_iou_thresh": 0.88, "stability_score_thresh": 0.95}),
-    ("objects from ground-truth boxes (upper bound), no filter", "truth",
-     {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}),
+    ("objects from ground-truth boxes (upper bound)", "truth", {}),
 )  # fmt: skip
 
 

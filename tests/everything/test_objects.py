@@ -52,7 +52,7 @@ def _fixed(boxes: np.ndarray) -> Any:
 def test_each_box_gives_the_predictors_single_mask(model: segany.models.Sam, scene: Any) -> None:
     boxes = scene.boxes[:5].astype(np.float64)
     generator = MaskGenerator(
-        model, strategy="objects", prompts=_fixed(boxes), box_nms_thresh=1.0, **NO_FILTERS
+        model, strategy="objects", prompts=_fixed(boxes), masks_per_box=1, **NO_FILTERS
     )
     records = generator.generate(scene.image)
     predictor = segany.Predictor(model)
@@ -70,10 +70,32 @@ def test_each_box_gives_the_predictors_single_mask(model: segany.models.Sam, sce
         assert record["area"] == int(record["segmentation"].sum())
 
 
+def test_each_box_gives_the_predictors_three_masks_by_default(
+    model: segany.models.Sam, scene: Any
+) -> None:
+    boxes = scene.boxes[:4].astype(np.float64)
+    generator = MaskGenerator(model, strategy="objects", prompts=_fixed(boxes), **NO_FILTERS)
+    assert generator.masks_per_box == 3 and generator.box_nms_thresh == 1.0  # no NMS
+    records = generator.generate(scene.image)
+    predictor = segany.Predictor(model)
+    predictor.set_image(scene.image)
+    expected = predictor.predict(box=boxes, multimask=True)
+    assert len(records) == 3 * len(boxes)
+    # box-major: the three masks of box 0, then of box 1, ... (none filtered, no NMS)
+    for index, record in enumerate(records):
+        box, k = boxes[index // 3], index % 3
+        assert record["prompt_box"][:2] == pytest.approx(box[:2].tolist())
+        assert record["predicted_iou"] == pytest.approx(float(expected.scores[index // 3][k]),
+                                                        abs=1e-5)  # fmt: skip
+        assert (record["segmentation"] != expected.masks[index // 3][k]).mean() < 1e-4
+    grid = MaskGenerator(model)
+    assert grid.box_nms_thresh == 0.7 and grid.pred_iou_thresh == 0.88  # the official's
+
+
 def test_filters_apply_to_box_masks(model: segany.models.Sam, scene: Any) -> None:
     boxes = scene.boxes.astype(np.float64)
     everything = MaskGenerator(model, strategy="objects", prompts=_fixed(boxes),
-                               box_nms_thresh=1.0, **NO_FILTERS).generate(scene.image)  # fmt: skip
+                               **NO_FILTERS).generate(scene.image)  # fmt: skip
     ious = sorted(r["predicted_iou"] for r in everything)
     threshold = ious[len(ious) // 2]
     filtered = MaskGenerator(model, strategy="objects", prompts=_fixed(boxes), box_nms_thresh=1.0,
@@ -83,7 +105,8 @@ def test_filters_apply_to_box_masks(model: segany.models.Sam, scene: Any) -> Non
     assert all(r["predicted_iou"] > threshold for r in kept)
     # NMS between box masks: duplicated boxes give one mask
     twice = np.concatenate([boxes[:3], boxes[:3]])
-    deduped = MaskGenerator(model, strategy="objects", prompts=_fixed(twice), **NO_FILTERS)
+    deduped = MaskGenerator(model, strategy="objects", prompts=_fixed(twice), masks_per_box=1,
+                            box_nms_thresh=0.7, **NO_FILTERS)  # fmt: skip
     assert len(deduped.generate(scene.image)) <= 3
 
 
@@ -99,6 +122,10 @@ def test_option_errors(model: segany.models.Sam) -> None:
         MaskGenerator(model, strategy="objects", prompts=_fixed(np.zeros((0, 4))), crop_n_layers=1)
     with pytest.raises(InputError, match="prompts are for"):
         MaskGenerator(model, prompts="head")
+    with pytest.raises(InputError, match="masks_per_box is for"):
+        MaskGenerator(model, masks_per_box=1)
+    with pytest.raises(InputError, match="masks_per_box must be 1 or 3"):
+        MaskGenerator(model, strategy="objects", prompts=_fixed(np.zeros((0, 4))), masks_per_box=2)
     with pytest.raises(InputError, match="head, head:PATH"):
         MaskGenerator(model, strategy="objects", prompts="detector")
     official = segany.load_model("mobile_sam", pretrained=False)
@@ -112,13 +139,13 @@ def test_json_boxes(model: segany.models.Sam, scene: Any, tmp_path: Path) -> Non
     boxes_file = tmp_path / "boxes.json"
     boxes_file.write_text(json.dumps({"scene.png": scene.boxes[:2].tolist()}))
     generator = MaskGenerator(model, strategy="objects", prompts=f"boxes:{boxes_file}",
-                              box_nms_thresh=1.0, **NO_FILTERS)  # fmt: skip
+                              masks_per_box=1, **NO_FILTERS)  # fmt: skip
     records = generator.generate(path)
     assert np.allclose([r["prompt_box"][:2] for r in records], scene.boxes[:2, :2])
     assert generator.generate(scene.image, name="other.png") == []
     boxes_file.write_text(json.dumps({"scene": scene.boxes[:2].tolist()}))  # keys may be stems
     by_stem = MaskGenerator(model, strategy="objects", prompts=f"boxes:{boxes_file}", **NO_FILTERS)
-    assert len(by_stem.generate(scene.image, name="scene.png")) == 2
+    assert len(by_stem.generate(scene.image, name="scene.png")) == 2 * 3
     with pytest.raises(InputError, match="file name"):
         generator.generate(scene.image)
     boxes_file.write_text("{not json")
@@ -213,7 +240,7 @@ def test_cli_objects_with_a_boxes_file(scene: Any, tmp_path: Path, capsys: Any) 
     out = tmp_path / "out"
     argv = ["everything", str(folder), "-o", str(out), "--strategy", "objects", "--prompts",
             f"boxes:{boxes_file}", "--pred-iou-thresh", "0", "--stability-score-thresh", "0",
-            "--quiet"]  # fmt: skip
+            "--masks-per-box", "1", "--box-nms-thresh", "0.7", "--quiet"]  # fmt: skip
     assert main(argv) == 0
     a = json.loads((out / "sub" / "a.json").read_text())
     b = json.loads((out / "b.json").read_text())
@@ -221,6 +248,9 @@ def test_cli_objects_with_a_boxes_file(scene: Any, tmp_path: Path, capsys: Any) 
     capsys.readouterr()
     assert main(["everything", str(folder), "-o", str(tmp_path / "o2"), "--prompts", "head"]) == 2
     assert "--strategy objects" in capsys.readouterr().err
+    assert main(["everything", str(folder), "-o", str(tmp_path / "o3"), "--masks-per-box", "1",
+                 "--quiet"]) == 2  # fmt: skip
+    assert "masks_per_box is for strategy='objects'" in capsys.readouterr().err
 
 
 def test_cli_trains_a_prompt_head(tmp_path: Path, capsys: Any) -> None:

@@ -23,7 +23,9 @@ from segany.weights import sha256_file
 FLOORS = {"box": 0.50, "centre": 0.33, "clicks_3": 0.49}  # v9: 0.537, 0.368, 0.529
 # (v10 changes only the IoU head: centre +0.018 on 200 scenes, the masks are v9's)
 # Object-aware SegEvery with the bundled prompt head, AR@100 on 6 scenes, less a margin.
-AR_FLOOR = 0.08  # v8 measured 0.093; v9 (30 scenes) 0.116; v10 head, conf 0.3 (50) 0.132
+# These 6 scenes: 0.141 with one mask per box and NMS 0.7 (the old default), 0.192 with the
+# default three masks per box and no NMS.
+AR_FLOOR = 0.17
 
 pytestmark = [
     pytest.mark.slow,

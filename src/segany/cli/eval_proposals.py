@@ -28,6 +28,7 @@ _SIZES = ("all", "small", "medium", "large")
 _THRESHOLDS = (
     ("--pred-iou-thresh", "pred_iou_thresh", "keep masks with predicted IoU > T (0.88)"),
     ("--stability-score-thresh", "stability_score_thresh", "keep masks with stability >= T (0.95)"),
+    ("--box-nms-thresh", "box_nms_thresh", "NMS box IoU, 1 disables (0.7; 1 for objects)"),
 )
 
 
@@ -85,6 +86,12 @@ def register(eval_parser: argparse.ArgumentParser) -> None:
         help="box source of --strategy objects: head, head:PATH, yolo:PATH or boxes:FILE",
     )
     parser.add_argument(
+        "--masks-per-box",
+        type=int,
+        choices=(1, 3),
+        help="masks decoded per box of --strategy objects: 1 (MobileSAMv2) or 3 (default)",
+    )
+    parser.add_argument(
         "--points-per-side", type=positive_int, default=32, help="grid of N x N points (32)"
     )
     for flag, dest, text in _THRESHOLDS:
@@ -134,12 +141,16 @@ def run(args: argparse.Namespace) -> int:
         options["strategy"] = args.strategy
     if args.prompts is not None:
         options["prompts"] = args.prompts
+    if args.masks_per_box is not None:
+        options["masks_per_box"] = args.masks_per_box
     accumulator = RecallAccumulator(max_dets=args.max_dets, lvis=args.lvis)
     model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
     try:
         generator = segany.MaskGenerator(model, output_mode="uncompressed_rle", **options)
     except TypeError as error:
-        keyword = next((k for k in ("strategy", "prompts") if f"'{k}'" in str(error)), None)
+        keyword = next(
+            (k for k in ("strategy", "prompts", "masks_per_box") if f"'{k}'" in str(error)), None
+        )
         if keyword is None:
             raise
         raise InputError(

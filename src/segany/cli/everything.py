@@ -47,6 +47,20 @@ _OPTIONS: tuple[tuple[str, str, type, str], ...] = (
         float,
         "keep masks with stability >= T (0.95; 0 with --strategy objects)",
     ),
+    (
+        "--box-nms-thresh",
+        "box_nms_thresh",
+        float,
+        "drop masks whose box IoU with a better one is > T, 1 disables (0.7; 1 with --strategy "
+        "objects)",
+    ),
+    (
+        "--masks-per-box",
+        "masks_per_box",
+        int,
+        "masks per box of --strategy objects: 1 (MobileSAMv2) or 3 (whole/part/sub-part, "
+        "default)",
+    ),
     ("--crop-n-layers", "crop_n_layers", int, "layers of image crops, 0 = whole image (0)"),
     (
         "--min-mask-region-area",

@@ -1,9 +1,11 @@
-"""Object-aware SegEvery (MobileSAMv2): one box prompt per object, one mask per box.
+"""Object-aware SegEvery (MobileSAMv2): one box prompt per object.
 
 Grid SegEvery decodes ``points_per_side^2 x 3`` candidates and throws most away; here a
 box source (:mod:`.sources`) says where the objects are and only those boxes are decoded,
-in batches, single-mask. The masks then go through the grid's own filters (predicted IoU,
-stability, NMS; each can be disabled with 0, or 1 for NMS) and give the same records.
+in batches: the single-mask output (``masks_per_box=1``, as MobileSAMv2) or the three
+multimask outputs (whole / part / sub-part, the default). The masks then go through the
+grid's own filters (predicted IoU, stability, NMS; each can be disabled with 0, or 1 for
+NMS) and give the same records.
 """
 
 from __future__ import annotations
@@ -49,21 +51,22 @@ def _decode_boxes(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Nx4 XYXY boxes (image pixels) -> survivors of the IoU filter.
 
-    Returns: Kxhxw low-res logits of the survivors, their K indices among the N boxes,
-    and the N predicted IoU.
+    Returns: Kxhxw low-res logits of the survivors, their K flat indices among the NxM
+    candidates (M = ``masks_per_box``, box-major), and the NxM predicted IoU, flattened.
     """
     predictor, model = generator.predictor, generator.model
     min_iou = generator.pred_iou_thresh if generator.pred_iou_thresh > 0.0 else -math.inf
     scaled = predictor.transform.apply_boxes(boxes, predictor.original_size)
     all_boxes = torch.as_tensor(scaled, dtype=torch.float32, device=model.device)
+    multimask = generator.masks_per_box > 1
     logits, scores = [], []
     for start in range(0, len(all_boxes), generator.decoder_batch_size):
         low_res, iou = predictor.predict_low_res(
             None, None, all_boxes[start : start + generator.decoder_batch_size],
-            multimask_output=False,
+            multimask_output=multimask,
         )  # fmt: skip
-        logits.append(low_res[:, 0])
-        scores.append(iou[:, 0].float())
+        logits.append(low_res.flatten(0, 1))
+        scores.append(iou.flatten().float())
     iou_preds = torch.cat(scores)
     kept = torch.nonzero(iou_preds > min_iou).flatten()
     return torch.cat(logits)[kept], kept, iou_preds

@@ -58,8 +58,7 @@ _OPTIONS: tuple[tuple[str, str, type, str], ...] = (
         "--masks-per-box",
         "masks_per_box",
         int,
-        "masks per box of --strategy objects: 1 (MobileSAMv2) or 3 (whole/part/sub-part, "
-        "default)",
+        "masks per box of --strategy objects: 1 (MobileSAMv2) or 3 (whole/part/sub-part, default)",
     ),
     ("--crop-n-layers", "crop_n_layers", int, "layers of image crops, 0 = whole image (0)"),
     (

@@ -12,8 +12,11 @@ pixel buffer.
 
 from __future__ import annotations
 
+import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -33,6 +36,24 @@ ImageSource = str | Path | Image.Image | np.ndarray
 # ``convert`` clips them to 0..255 instead of scaling.
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _WIDE_MODES = _SIXTEEN_BIT_MODES | {"I", "F"}
+
+
+def _pillow_open() -> Callable[..., Any]:
+    """Pillow's own ``Image.open``, even after another package replaced it.
+
+    Ultralytics (the optional ``yolo`` extra) replaces ``PIL.Image.open`` when imported, with
+    a wrapper that answers an unreadable file by trying to pip-install a HEIF plugin; a
+    batch must instead record that file as unreadable and go on.
+    """
+    current = Image.open
+    if getattr(current, "__module__", "PIL.Image") == "PIL.Image":
+        return current
+    patches = sys.modules.get("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    return original if callable(original) else current
+
+
+_OPEN = _pillow_open()
 
 
 def load_image(source: ImageSource, *, max_pixels: int | None = MAX_IMAGE_PIXELS) -> np.ndarray:
@@ -103,7 +124,8 @@ def _from_file(path: Path, max_pixels: int | None) -> np.ndarray:
             # Pillow warns between MAX_IMAGE_PIXELS and twice that; our own max_pixels
             # check below decides instead, so the warning is not shown to users.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            opener = _OPEN if _OPEN.__module__ == "PIL.Image" else _pillow_open()
+            with opener(path) as im:
                 return _from_pil(im, what, max_pixels)
     except Image.DecompressionBombError as exc:
         raise InputError(

@@ -155,7 +155,10 @@ class YoloBoxes:
     """Boxes of an Ultralytics YOLO detector (the optional ``ultralytics`` package).
 
     Defaults are MobileSAMv2's: conf 0.4, NMS IoU 0.9, at most 320 boxes, box sides within
-    20 px of the border snapped to it.
+    20 px of the border snapped to it. Install with ``pip install segany[yolo]``.
+
+    A YOLO ``.pt`` file is a pickle that Ultralytics unpickles in full: it can run code, so
+    load only checkpoints you trust (such as MobileSAMv2's ``ObjectAwareModel.pt``).
     """
 
     def __init__(
@@ -174,14 +177,14 @@ class YoloBoxes:
             ) from None
         if not Path(path).is_file():
             raise InputError(f"YOLO checkpoint {path} does not exist")
-        self.detector = YOLO(str(path))
+        self.detector: Any = YOLO(str(path))  # its result types vary by version
         self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
         self.border_margin = float(border_margin)
 
     def __call__(self, image: np.ndarray, predictor: Predictor, name: str | None) -> np.ndarray:
         results = self.detector(image, conf=self.conf, iou=self.iou, max_det=self.max_det,
                                 verbose=False)  # fmt: skip
-        boxes = results[0].boxes
+        boxes: Any = results[0].boxes
         xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
         if len(boxes):
             xyxy = xyxy[np.argsort(-boxes.conf.cpu().numpy(), kind="stable")]

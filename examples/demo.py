@@ -99,9 +99,19 @@ def main() -> None:
         start = time.perf_counter()
         objects = segany.MaskGenerator(model, strategy="objects").generate(image)
         objects_s = time.perf_counter() - start
-        boxes = np.array([r["prompt_box"] for r in objects]).reshape(-1, 4)
+        # each box gives three masks (whole, part, sub-part): draw its best-scored one
+        best_of_box: dict[tuple[float, ...], dict] = {}
+        for record in objects:
+            key = tuple(record["prompt_box"])
+            if (
+                key not in best_of_box
+                or record["predicted_iou"] > best_of_box[key]["predicted_iou"]
+            ):
+                best_of_box[key] = record
+        shown = list(best_of_box.values())
+        boxes = np.array([r["prompt_box"] for r in shown], dtype=np.float64).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
-        masks = np.stack([r["segmentation"] for r in objects]) if objects else found[:0]
+        masks = np.stack([r["segmentation"] for r in shown]) if shown else found[:0]
         objects_picture = overlay_masks(image, masks, boxes=boxes, alpha=0.55)
         save_png(objects_picture, args.out / "objects_overlay.png")
 
@@ -116,7 +126,7 @@ def main() -> None:
     titles.append(f"everything (grid): {len(records)} masks")
     if objects is not None:
         pictures.append(objects_picture)
-        titles.append(f"everything (objects): {len(objects)} masks")
+        titles.append(f"objects: {len(objects)} masks, best of each box")
     save_png(panel(pictures, titles), args.out / "demo.png")
     summary = {
         "model": model.name,

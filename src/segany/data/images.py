@@ -53,9 +53,6 @@ def _pillow_open() -> Callable[..., Any]:
     return original if callable(original) else current
 
 
-_OPEN = _pillow_open()
-
-
 def load_image(source: ImageSource, *, max_pixels: int | None = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Load an image as an ``HxWx3`` ``uint8`` RGB array.
 
@@ -124,8 +121,7 @@ def _from_file(path: Path, max_pixels: int | None) -> np.ndarray:
             # Pillow warns between MAX_IMAGE_PIXELS and twice that; our own max_pixels
             # check below decides instead, so the warning is not shown to users.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opener = _OPEN if _OPEN.__module__ == "PIL.Image" else _pillow_open()
-            with opener(path) as im:
+            with _pillow_open()(path) as im:
                 return _from_pil(im, what, max_pixels)
     except Image.DecompressionBombError as exc:
         raise InputError(

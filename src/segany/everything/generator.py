@@ -39,8 +39,6 @@ from segany.predictor import Predictor
 from .candidates import Candidates, to_record
 from .grid import crop_boxes_for_image
 from .masks import (
-    Counts,
-    counts_to_mask,
     is_box_near_crop_edge,
     masks_to_boxes,
     masks_to_rle_counts,
@@ -51,7 +49,7 @@ from .masks import (
 )
 from .objects import process_objects
 from .options import STRATEGIES, check_int, point_grids_for
-from .regions import remove_small_regions
+from .regions import clean_small_regions
 from .sources import BoxSource, box_source
 
 __all__ = ["OUTPUT_MODES", "MaskGenerator"]
@@ -234,7 +232,8 @@ class MaskGenerator:
         else:
             kept = self._generate_candidates(array, size)
         if self.min_mask_region_area > 0 and len(kept):
-            kept = self._remove_small_regions(kept, size)
+            nms_thresh = max(self.box_nms_thresh, self.crop_nms_thresh)
+            kept = clean_small_regions(kept, size, self.min_mask_region_area, nms_thresh)
         return [to_record(kept, i, size, self.output_mode) for i in range(len(kept))]
 
     # -------------------------------------------------------------- pipeline
@@ -389,31 +388,3 @@ class MaskGenerator:
             points=point_of[index.cpu().numpy()],
             crop_boxes=torch.zeros((len(index), 4), dtype=torch.int64),
         )
-
-    def _remove_small_regions(self, kept: Candidates, size: tuple[int, int]) -> Candidates:
-        """Fill small holes, drop small islands, then NMS again preferring unchanged masks.
-
-        Masks are decoded one at a time; a changed mask's new RLE and box replace the old
-        ones only if it survives the NMS (boxes of unchanged masks are kept as they were).
-        """
-        area = self.min_mask_region_area
-        new_rles: dict[int, Counts] = {}
-        new_boxes = torch.zeros((len(kept), 4), dtype=torch.int64)
-        unchanged = torch.zeros(len(kept), dtype=torch.float32)
-        whole = [0, 0, size[1], size[0]]
-        for i, counts in enumerate(kept.rles):
-            mask = counts_to_mask(counts, size)
-            mask, filled = remove_small_regions(mask, area, "holes")
-            mask, dropped = remove_small_regions(mask, area, "islands")
-            tensor = torch.from_numpy(mask)[None]
-            new_boxes[i] = masks_to_boxes(tensor)[0]
-            if filled or dropped:
-                new_rles[i] = masks_to_rle_counts(tensor, whole, size)[0]
-            else:
-                unchanged[i] = 1.0
-        keep = nms(new_boxes, unchanged, max(self.box_nms_thresh, self.crop_nms_thresh))
-        for i in keep.tolist():
-            if i in new_rles:
-                kept.rles[i] = new_rles[i]
-                kept.boxes[i] = new_boxes[i]
-        return kept.select(keep)

@@ -20,10 +20,14 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
 from segany.errors import InputError
 
-__all__ = ["connected_components", "remove_small_regions"]
+from .candidates import Candidates
+from .masks import Counts, counts_to_mask, masks_to_boxes, masks_to_rle_counts, nms
+
+__all__ = ["clean_small_regions", "connected_components", "remove_small_regions"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -260,3 +264,35 @@ def _label_lookup(components: _Components) -> Callable[[int, int], int]:
         return int(components.label[hit[0]]) if len(hit) else 0
 
     return label_at
+
+
+def clean_small_regions(
+    kept: Candidates, size: tuple[int, int], area: int, nms_thresh: float
+) -> Candidates:
+    """Fill holes and drop islands smaller than ``area`` pixels in every mask of ``kept``
+    (an image of ``size`` = ``(H, W)``), then NMS again at ``nms_thresh``, preferring the
+    unchanged masks (the official generator's ``postprocess_small_regions``).
+
+    Masks are decoded one at a time; a changed mask's new RLE and box replace the old ones
+    only if it survives the NMS (boxes of unchanged masks are kept as they were).
+    """
+    new_rles: dict[int, Counts] = {}
+    new_boxes = torch.zeros((len(kept), 4), dtype=torch.int64)
+    unchanged = torch.zeros(len(kept), dtype=torch.float32)
+    whole = [0, 0, size[1], size[0]]
+    for i, counts in enumerate(kept.rles):
+        mask = counts_to_mask(counts, size)
+        mask, filled = remove_small_regions(mask, area, "holes")
+        mask, dropped = remove_small_regions(mask, area, "islands")
+        tensor = torch.from_numpy(mask)[None]
+        new_boxes[i] = masks_to_boxes(tensor)[0]
+        if filled or dropped:
+            new_rles[i] = masks_to_rle_counts(tensor, whole, size)[0]
+        else:
+            unchanged[i] = 1.0
+    keep = nms(new_boxes, unchanged, nms_thresh)
+    for i in keep.tolist():
+        if i in new_rles:
+            kept.rles[i] = new_rles[i]
+            kept.boxes[i] = new_boxes[i]
+    return kept.select(keep)

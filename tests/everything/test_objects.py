@@ -246,11 +246,46 @@ def test_cli_objects_with_a_boxes_file(scene: Any, tmp_path: Path, capsys: Any) 
     b = json.loads((out / "b.json").read_text())
     assert 1 <= len(a["annotations"]) <= 3 and len(b["annotations"]) == 1
     capsys.readouterr()
-    assert main(["everything", str(folder), "-o", str(tmp_path / "o2"), "--prompts", "head"]) == 2
+    argv = ["everything", str(folder), "-o", str(tmp_path / "o2"), "--strategy", "grid",
+            "--prompts", "head"]  # fmt: skip
+    assert main(argv) == 2
     assert "--strategy objects" in capsys.readouterr().err
-    assert main(["everything", str(folder), "-o", str(tmp_path / "o3"), "--masks-per-box", "1",
-                 "--quiet"]) == 2  # fmt: skip
+    assert main(["everything", str(folder), "-o", str(tmp_path / "o3"), "--strategy", "grid",
+                 "--masks-per-box", "1", "--quiet"]) == 2  # fmt: skip
     assert "masks_per_box is for strategy='objects'" in capsys.readouterr().err
+
+
+def test_cli_default_strategy_is_objects_for_the_bundled_model(
+    scene: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--strategy auto`` (the default): the bundled model has a published prompt head, so
+    its boxes are used (the default grid's filters keep none of this model's masks); a
+    model loaded from a checkpoint file, or without a head, gets the grid."""
+    from segany.cli import everything as everything_cli
+    from segany.cli.main import main
+
+    Image.fromarray(scene.image).save(tmp_path / "scene.png")
+    out = tmp_path / "out"
+    assert main(["everything", str(tmp_path / "scene.png"), "-o", str(out), "--quiet"]) == 0
+    annotations = json.loads((out / "scene.json").read_text())["annotations"]
+    assert len(annotations) >= 3
+    strategies: list[str] = []
+
+    class Recording(MaskGenerator):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            strategies.append(self.strategy)
+
+    monkeypatch.setattr(everything_cli, "MaskGenerator", Recording)
+    weights = segany.loading.bundled_path(segany.get_spec("segany_shapes").weights.filename)
+    for extra in ([], ["--checkpoint", str(weights)], ["--strategy", "grid"]):
+        out = tmp_path / f"run{len(strategies)}"
+        argv = ["everything", str(tmp_path / "scene.png"), "-o", str(out), "--quiet", *extra]
+        assert main(argv) == 0
+    assert strategies == ["objects", "grid", "grid"]
+    assert everything_cli._has_prompt_head("segany_shapes")
+    assert not everything_cli._has_prompt_head("sam_vit_b")
+    assert not everything_cli._has_prompt_head(None)  # a model built by hand
 
 
 def test_cli_trains_a_prompt_head(tmp_path: Path, capsys: Any) -> None:

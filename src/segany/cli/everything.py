@@ -21,6 +21,7 @@ from segany.errors import CheckpointError, InputError
 from segany.everything import MaskGenerator
 from segany.everything.batch import FORMATS, Batch, expand_inputs, plan_items
 from segany.models.sam import Sam
+from segany.registry import get_spec, list_models
 
 __all__ = ["register", "run"]
 
@@ -93,10 +94,12 @@ def register(commands: Any) -> None:
         parser.add_argument(flag, dest=dest, type=kind, default=None, metavar="N", help=text)
     parser.add_argument(
         "--strategy",
-        choices=("grid", "objects"),
-        default="grid",
-        help="grid: SAM's point grid (default); objects: one box prompt per object "
-        "(MobileSAMv2), boxes from --prompts",
+        choices=("auto", "grid", "objects"),
+        default="auto",
+        help="grid: SAM's point grid; objects: one box prompt per object (MobileSAMv2), "
+        "boxes from --prompts; auto (default): objects for a model with its published "
+        "weights and prompt head (the bundled default model: it finds more objects, "
+        "docs/benchmarks.md), the grid otherwise",
     )
     parser.add_argument(
         "--prompts",
@@ -134,9 +137,17 @@ def run(args: argparse.Namespace) -> int:
                 "masks will be meaningless",
                 file=sys.stderr,
             )
-        if args.prompts is not None and args.strategy != "objects":
+        strategy = args.strategy
+        if strategy == "auto":
+            published_head = (
+                args.checkpoint is None
+                and not getattr(model, "is_random", True)
+                and _has_prompt_head(getattr(model, "name", None))
+            )
+            strategy = "objects" if published_head or args.prompts is not None else "grid"
+        if args.prompts is not None and strategy != "objects":
             raise InputError("--prompts goes with --strategy objects")
-        if args.strategy == "objects":
+        if strategy == "objects":
             options.update(strategy="objects", prompts=args.prompts)
         generator = MaskGenerator(model, output_mode="coco_rle", **options)
 
@@ -179,6 +190,14 @@ def _load_model(name: str | None, checkpoint: Path | None, mode: str = "exact") 
         what = "is a directory" if checkpoint.is_dir() else "does not exist"
         raise CheckpointError(f"Checkpoint file '{checkpoint}' {what}.")
     return segany.load_model(name=name, checkpoint=checkpoint, mode=mode)
+
+
+def _has_prompt_head(name: str | None) -> bool:
+    """Whether ``name`` is a registered model that ships a prompt head trained on its
+    published weights."""
+    if name not in {spec.name for spec in list_models()}:
+        return False
+    return get_spec(name).prompt_head is not None
 
 
 def _generate_with(generator: MaskGenerator) -> Any:

@@ -1,0 +1,68 @@
+"""Where fast SegEvery masks stop matching exact ones: the box NMS, the filters or the masks.
+
+Grid SegEvery (32x32, filters lowered to the bundled model's IoU head: 0.1 / 0.35) runs in
+both modes on the same held-out scenes, once per variant of the options:
+
+* ``default``: the box NMS at 0.7 (what ``fast_quality.py`` measures);
+* ``nms_off``: no box NMS (near-duplicate masks all kept);
+* ``no_filters``: no NMS and no IoU or stability filter.
+
+For each, the share of exact masks that a fast mask matches at IoU >= 0.9, and a histogram
+of the best IoU of those that are not matched.
+
+    .venv/bin/python benchmarks/segevery_match.py --scenes 5 --variants default nms_off
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import segany
+from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+from segany.eval.mask_iou import mask_iou_matrix
+
+BASE = {"pred_iou_thresh": 0.1, "stability_score_thresh": 0.35, "output_mode": "coco_rle"}
+VARIANTS: dict[str, dict[str, float]] = {
+    "default": {},
+    "nms_off": {"box_nms_thresh": 1.0},
+    "no_filters": {"box_nms_thresh": 1.0, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0},
+}
+BINS = [0.0, 0.3, 0.5, 0.7, 0.8, 0.9]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=5)
+    parser.add_argument("--model", default="segany_shapes")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default"])
+    args = parser.parse_args()
+    scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
+    models = {m: segany.load_model(args.model, mode=m) for m in ("exact", "fast")}
+    for name in args.variants:
+        options = {**BASE, **VARIANTS[name]}
+        generators = {m: segany.MaskGenerator(model, **options) for m, model in models.items()}
+        matched = total = fast_total = 0
+        best: list[float] = []
+        for i in range(args.scenes):
+            image = scenes[i].image
+            masks = {m: [r["segmentation"] for r in gen.generate(image)]
+                     for m, gen in generators.items()}  # fmt: skip
+            total += len(masks["exact"])
+            fast_total += len(masks["fast"])
+            if masks["exact"] and masks["fast"]:
+                scores = np.asarray(mask_iou_matrix(masks["exact"], masks["fast"]).max(1))
+                best += scores.tolist()
+                matched += int((scores >= 0.9).sum())
+        misses = np.array([b for b in best if b < 0.9])
+        histogram = np.histogram(misses, bins=BINS)[0].tolist()
+        print(
+            f"{name}: exact {total}, fast {fast_total}, matched {matched / max(1, total):.1%}; "
+            f"unmatched by best IoU {BINS}: {histogram}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

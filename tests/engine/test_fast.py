@@ -133,3 +133,14 @@ def test_cached_casts_and_encodings_follow_their_sources() -> None:
     assert torch.equal(_cast(b, torch.bfloat16), b.to(torch.bfloat16))
     a.add_(1.0)  # changed in place: cast again
     assert torch.equal(_cast(a, torch.bfloat16), a.to(torch.bfloat16))
+
+
+def test_fast_mode_runs_only_wide_decoders_in_bf16(monkeypatch) -> None:
+    """SAM's 256-wide decoder in bf16; a narrower one (the bundled model's) stays fp32."""
+    monkeypatch.setattr(modes, "openvino_available", lambda: False)
+    for name, want in (("mobile_sam", torch.bfloat16), ("segany_shapes", torch.float32)):
+        fast = segany.load_model(name, pretrained=False, mode="fast")
+        assert next(fast.mask_decoder.parameters()).dtype == want, name
+        assert next(fast.image_encoder.parameters()).dtype == torch.bfloat16, name
+        apply_mode(fast, "exact")
+        assert next(fast.mask_decoder.parameters()).dtype == torch.float32, name

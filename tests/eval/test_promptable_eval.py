@@ -15,7 +15,7 @@ from segany.cli.main import main
 from segany.data.masks import interior_point
 from segany.data.scenes import SceneConfig, generate_scene
 from segany.eval import evaluate_promptable, summarize
-from segany.eval.promptable import _box_fill, iou
+from segany.eval.promptable import box_fill, iou
 from segany.models import build_sam
 from segany.weights import save_state_dict_file
 from tests.test_loading import TINY
@@ -26,7 +26,7 @@ def test_iou_and_box_fill() -> None:
     mask[5:10, 3:13] = True
     assert iou(mask, mask) == 1.0
     assert iou(mask, ~mask) == 0.0
-    assert iou(_box_fill(np.array([3, 5, 12, 9]), mask.shape), mask) == 1.0  # inclusive maxima
+    assert iou(box_fill(np.array([3, 5, 12, 9]), mask.shape), mask) == 1.0  # inclusive maxima
 
 
 def test_interior_point_is_deepest() -> None:

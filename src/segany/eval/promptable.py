@@ -32,7 +32,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-def _box_fill(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def box_fill(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``shape`` bool mask filling the XYXY (inclusive) ``box``: the box-fill baseline."""
     out = np.zeros(shape, dtype=bool)
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     out[y0 : y1 + 1, x0 : x1 + 1] = True
@@ -63,7 +64,7 @@ def evaluate_scene(
         row: dict[str, float] = {"area": float(gt.sum()), "parent": float(scene.parent[i])}
         row["box"] = iou(by_box.masks[i, 0], gt)
         row["noisy_box"] = iou(by_noisy.masks[i, 0], gt)
-        row["box_fill"] = iou(_box_fill(boxes[i], shape), gt)
+        row["box_fill"] = iou(box_fill(boxes[i], shape), gt)
         ys, xs = np.nonzero(gt)
         pick = rng.integers(len(ys))
         rand = predictor.predict(points=[[xs[pick] + 0.5, ys[pick] + 0.5]], labels=[1])

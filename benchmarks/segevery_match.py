@@ -3,18 +3,18 @@
 Three engines run on the same scenes: ``exact``; ``fast`` (the default fast mode: bf16
 encoder, and a mask decoder narrower than ``BF16_DECODER_MIN_DIM`` such as the bundled
 model's kept in fp32); and ``fast_bf16`` (the decoder cast to bf16 as well: the fast mode
-before 2026-12-03). For each variant of the
-options, each fast engine's share of exact masks matched and its seconds per image.
+before 2026-12-03).
 
 Grid SegEvery (32x32, filters lowered to the bundled model's IoU head: 0.1 / 0.35) runs in
-both modes on the same held-out scenes, once per variant of the options:
+the three engines on the same held-out scenes, interleaved scene by scene, once per variant
+of the options:
 
 * ``default``: the box NMS at 0.7 (what ``fast_quality.py`` measures);
 * ``nms_off``: no box NMS (near-duplicate masks all kept);
 * ``no_filters``: no NMS and no IoU or stability filter.
 
-For each, the share of exact masks that a fast mask matches at IoU >= 0.9, and a histogram
-of the best IoU of those that are not matched.
+For each, and each fast engine, the share of exact masks that a fast mask matches at IoU
+>= 0.9, a histogram of the best IoU of those that are not matched, and seconds per image.
 
     .venv/bin/python benchmarks/segevery_match.py --scenes 5 --variants default nms_off
 """

@@ -36,34 +36,11 @@ import segany
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
 from segany.engine.modes import decode_prompts, encode
 from segany.eval.promptable import SIZE_BINS
+from segany.models.refiner import AFFINITY_CHANNELS, colour_affinity
 from segany.models.sam import Sam
 from segany.train.config import TrainConfig
 from segany.train.loop import step_scenes
 from segany.train.targets import scene_to_tensors
-
-AFFINITY_CHANNELS = 6
-
-
-def weighted_distance(colour: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Bx1xLxL squared distance of each cell's colour (1x3xLxL) to the weighted mean."""
-    mean = (weight * colour).sum((2, 3), keepdim=True)
-    mean = mean / weight.sum((2, 3), keepdim=True).clamp(min=1e-3)
-    return ((colour - mean) ** 2).sum(1, keepdim=True)
-
-
-def colour_affinity(cells: torch.Tensor, logit: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
-    """Bx6xLxL: distances to the object's and the surround's mean colour, and their gap.
-
-    cells: 1x3xLxL mean colour per cell; logit, box: Bx1xLxL.
-    """
-    prob = logit.detach().sigmoid()
-    around = F.max_pool2d(box, 9, 1, 4)  # the box and a margin of 4 cells
-    features = []
-    for colour in (cells, F.avg_pool2d(cells, 3, 1, 1)):
-        inside = weighted_distance(colour, prob * box)
-        outside = weighted_distance(colour, (1 - prob) * around)
-        features += [inside / 4, outside / 4, (outside - inside) / 4]
-    return torch.cat(features, 1)
 
 
 class Refiner(nn.Module):

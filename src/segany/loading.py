@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -12,9 +14,10 @@ from .engine import MODES, apply_mode
 from .errors import CheckpointError, InputError
 from .models.init import skip_weight_init
 from .models.sam import Sam, build_sam
-from .registry import DEFAULT_MODEL, ModelSpec, get_spec, list_models
+from .registry import DEFAULT_MODEL, ModelSpec, WeightsInfo, get_spec, list_models
 
 _SHOWN_KEYS = 5
+T = TypeVar("T")
 
 
 BUNDLED = "bundled:"  # URL scheme of weights shipped inside the package (segany/assets)
@@ -79,8 +82,37 @@ def load_model(
             with skip_weight_init():
                 model = build_sam(spec.config)
             load_weights(model, weights_io.load_state_dict_file(path), spec.name, str(path))
+            model.registered_weights = True
     model.name = spec.name
     return apply_mode(model.to(device).eval(), mode)
+
+
+def bundled_asset(info: WeightsInfo | None, what: str, model: str) -> Path:
+    """The verified path of a file shipped with the package for ``model`` (its ``what``).
+
+    ``info`` None (nothing registered) or a file that is not bundled raises ``InputError``;
+    a missing file or a sha256 mismatch raises ``CheckpointError``.
+    """
+    if info is None:
+        raise InputError(f"model {model!r} has no registered {what}")
+    if not info.url.startswith(BUNDLED):
+        raise InputError(f"{what} of {model!r} is not bundled: {info.url}")
+    path = bundled_path(info.url[len(BUNDLED) :])
+    if not path.is_file():
+        raise CheckpointError(f"the package is missing the {what} {path.name}")
+    if info.sha256 and weights_io.sha256_file(path) != info.sha256:
+        raise CheckpointError(f"{what} {path} fails its sha256 check")
+    return path
+
+
+def load_part(path: str | Path, build: Callable[[dict[str, torch.Tensor]], T], what: str) -> T:
+    """``build(state_dict)`` from the file at ``path`` (safetensors or ``weights_only``);
+    a file that is not such a part raises ``CheckpointError`` naming ``what``."""
+    state_dict = weights_io.load_state_dict_file(path)
+    try:
+        return build(state_dict)
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is not a {what}: {str(exc).splitlines()[0]}") from None
 
 
 def _weights_path(spec: ModelSpec, progress: bool) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from PIL import Image
 
 from . import engine
 from .data.images import load_image
+from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .prompts import Prompts, check_prompts
 from .transforms import ResizeLongestSide
@@ -35,6 +37,7 @@ class Prediction:
 @dataclass(frozen=True)
 class _Embedding:
     features: torch.Tensor  # 1xCxhxw
+    pixels: torch.Tensor | None  # 1x(3·s²)xLxL, the refiner's view of the image
     original_size: tuple[int, int]
     input_size: tuple[int, int]
 
@@ -49,13 +52,32 @@ class Predictor:
         back to an image costs no encoder run.
       box_batch_size (int): boxes decoded per decoder call when many are given (small
         batches are fastest on a CPU: the per-prompt working set then stays in cache).
+      refiner (MaskRefiner | "auto" | None): a colour-model stage that corrects every
+        mask from the pixels (:mod:`segany.models.refiner`; predicted IoU unchanged).
+        "auto" (default): the refiner registered with the model's weights, if any (the
+        bundled model has one); None: the decoder's masks as they are, as the official
+        predictor gives them. With a "fast" model a bf16 copy of it runs.
     """
 
     def __init__(
-        self, model: Sam | engine.Runtime, *, cache_size: int = 8, box_batch_size: int = 4
+        self,
+        model: Sam | engine.Runtime,
+        *,
+        cache_size: int = 8,
+        box_batch_size: int = 4,
+        refiner: MaskRefiner | str | None = "auto",
     ) -> None:
         if not isinstance(model, Sam) and not hasattr(model, "decode_prompts"):
             raise TypeError(f"Predictor needs a segany Sam model, got {type(model).__name__}")
+        if isinstance(refiner, str):
+            if refiner != "auto":
+                raise ValueError(f"refiner must be a MaskRefiner, 'auto' or None; got {refiner!r}")
+            from .refiners import registered_refiner  # (imports the registry)
+
+            refiner = registered_refiner(model)
+        if refiner is not None and engine.mode_of(model) == "fast":  # type: ignore[arg-type]
+            refiner = copy.deepcopy(refiner).to(torch.bfloat16)  # 1.35x; masks agree at 0.999
+        self.refiner = refiner.eval() if refiner is not None else None
         self.model = model.eval()
         self.transform = ResizeLongestSide(model.image_size)
         self.cache_size = cache_size
@@ -76,9 +98,12 @@ class Predictor:
         resized = self.transform.apply_image(array)
         tensor = torch.as_tensor(np.array(resized), device=self.model.device).permute(2, 0, 1)[None]
         with torch.inference_mode():
-            features = engine.encode(self.model, self.model.preprocess(tensor))
+            x = self.model.preprocess(tensor)
+            features = engine.encode(self.model, x)
+            pixels = self.refiner.pixel_grid(x) if self.refiner is not None else None
         self._current = _Embedding(
             features=features,
+            pixels=pixels,
             original_size=(array.shape[0], array.shape[1]),
             input_size=(resized.shape[0], resized.shape[1]),
         )
@@ -218,13 +243,14 @@ class Predictor:
         mask_input: torch.Tensor | None = None,
         multimask_output: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The decoder's output alone, before upsampling (prompts as in :meth:`predict_torch`).
+        """The masks before upsampling (prompts as in :meth:`predict_torch`): the decoder's,
+        corrected by the refiner when there is one.
 
         Returns:
           low-res logits BxCxhxw and predicted IoU BxC.
         """
         current = self._require_image()
-        return engine.decode_prompts(
+        logits, iou = engine.decode_prompts(
             self.model,
             current.features,
             point_coords,
@@ -233,6 +259,9 @@ class Predictor:
             mask_input,
             multimask_output,
         )
+        if self.refiner is not None and current.pixels is not None:
+            logits = self.refiner(current.pixels, logits, point_coords, point_labels, boxes)
+        return logits, iou
 
     @torch.inference_mode()
     def predict_low_res_above(

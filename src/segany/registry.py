@@ -37,6 +37,7 @@ class ModelSpec:
     description: str
     weights: WeightsInfo | None = None
     prompt_head: WeightsInfo | None = None  # object-aware SegEvery's box head, if trained
+    refiner: WeightsInfo | None = None  # colour-model mask refiner trained on these weights
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -173,6 +174,10 @@ _SHAPES_SIZE = 24_626_528
 _SHAPES_HEAD_FILE = "segany_shapes_prompt_head.safetensors"
 _SHAPES_HEAD_SHA256 = "a78b63e997d20fb02da45ccaecc6c78c1c6ea52ab9f2771d9567cd77163c05e7"
 _SHAPES_HEAD_SIZE = 781_452
+# Its colour-model mask refiner, trained on the frozen weights (segany train refiner).
+_SHAPES_REFINER_FILE = "segany_shapes_refiner.safetensors"
+_SHAPES_REFINER_SHA256 = "3412bf03f340d1bf0c940c2df66f4fa1a1caef7f57a76a004702aaa9f6e9c8eb"
+_SHAPES_REFINER_SIZE = 255_332
 
 
 def _bundled(filename: str, sha256: str, size: int) -> WeightsInfo:
@@ -190,6 +195,7 @@ register_model(
         config=SHAPES_CONFIG,
         weights=_bundled(_SHAPES_FILE, _SHAPES_SHA256, _SHAPES_SIZE),
         prompt_head=_bundled(_SHAPES_HEAD_FILE, _SHAPES_HEAD_SHA256, _SHAPES_HEAD_SIZE),
+        refiner=_bundled(_SHAPES_REFINER_FILE, _SHAPES_REFINER_SHA256, _SHAPES_REFINER_SIZE),
     )
 )
 

@@ -101,7 +101,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             raise state["load_error"]
         return state["model"]
 
-    def predictor(model: Any) -> _FakePredictor:
+    def predictor(model: Any, refiner: Any = "auto") -> _FakePredictor:
+        state["refiner"] = refiner
         pred = _FakePredictor(model, error=state["error"])
         state["predictor"] = pred
         return pred
@@ -364,6 +365,17 @@ def test_checkpoint_only_lets_the_loader_infer_the_model(
     args = ["segment", str(image_path), "--point", "5,5", "--checkpoint", str(ckpt)]
     assert main([*args, "-o", str(tmp_path / "o")]) == 0
     assert fake["loads"] == [(None, ckpt)]
+
+
+def test_refiner_choice_reaches_the_predictor(
+    image_path: Path, tmp_path: Path, fake: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["segment", str(image_path), "--point", "5,5", "-o", str(tmp_path / "o")]
+    assert main(args) == 0 and fake["refiner"] == "auto"
+    assert main([*args, "--refiner", "none"]) == 0 and fake["refiner"] is None
+    capsys.readouterr()
+    assert main([*args, "--refiner", str(tmp_path / "missing.safetensors")]) == 2
+    assert "is not 'auto', 'none' or a file" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- models

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+from segany.errors import InputError
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, with_mode: bool = True) -> None:
@@ -54,3 +57,26 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def add_refiner_argument(parser: argparse.ArgumentParser) -> None:
+    """``--refiner auto|none|PATH``: the colour-model mask refiner (see Predictor)."""
+    parser.add_argument(
+        "--refiner",
+        metavar="auto|none|PATH",
+        default="auto",
+        help="mask refiner: 'auto' (the one trained with the model's weights, if any), "
+        "'none' (the decoder's masks, as the official code), or a refiner file",
+    )
+
+
+def refiner_choice(value: str) -> Any:
+    """What to pass as ``Predictor(refiner=...)`` for a ``--refiner`` value."""
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    from segany.refiners import load_refiner
+
+    path = Path(value)
+    if not path.is_file():
+        raise InputError(f"--refiner: {value} is not 'auto', 'none' or a file")
+    return load_refiner(path=path)

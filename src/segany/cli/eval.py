@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from segany.cli import eval_proposals
-from segany.cli.common import non_negative_int, positive_int
+from segany.cli.common import add_refiner_argument, non_negative_int, positive_int, refiner_choice
 
 __all__ = ["format_table", "register", "run"]
 
@@ -41,6 +41,7 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--mode", choices=("exact", "fast"), default="exact", help="execution mode (exact)"
     )
+    add_refiner_argument(parser)
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.set_defaults(func=run)
     eval_proposals.register(parser)
@@ -71,15 +72,23 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json is not None and not args.json.parent.is_dir():
         raise InputError(f"--json: folder {args.json.parent} does not exist")
+    refiner = refiner_choice(args.refiner)
     model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
-    predictor = segany.Predictor(model, cache_size=0)
+    predictor = segany.Predictor(model, cache_size=0, refiner=refiner)
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
     chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",
                   disable=args.quiet)  # fmt: skip
     rows = evaluate_promptable(predictor, chosen, args.clicks, args.seed)
     table = summarize(rows)
-    print(f"model {model.name}: {args.scenes} held-out scenes, {len(rows)} objects")
+    refined = "with" if predictor.refiner is not None else "without"
+    scenes, objects = args.scenes, len(rows)
+    print(f"model {model.name} ({refined} refiner): {scenes} held-out scenes, {objects} objects")
     print(format_table(table))
     if args.json is not None:
-        args.json.write_text(json.dumps({"model": model.name, "table": table}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"model": model.name, "refiner": predictor.refiner is not None, "table": table},
+                indent=2,
+            )
+        )
     return 0

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 import segany
-from segany.cli.common import add_model_arguments
+from segany.cli.common import add_model_arguments, add_refiner_argument, refiner_choice
 from segany.data.images import load_image
 from segany.errors import CheckpointError, InputError
 from segany.visualize import overlay_masks, save_png
@@ -73,6 +73,7 @@ def register(commands: Any) -> None:
         help="box prompt, corners in pixels; repeatable",
     )
     add_model_arguments(parser)
+    add_refiner_argument(parser)
     parser.add_argument(
         "--single-mask",
         action="store_true",
@@ -155,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         what = "is a directory" if checkpoint.is_dir() else "does not exist"
         raise CheckpointError(f"Checkpoint file '{checkpoint}' {what}.")
 
+    refiner = refiner_choice(args.refiner)
     image = load_image(args.image)  # fail on a bad image before the slow model load
     model = segany.load_model(name=args.model, checkpoint=checkpoint, mode=args.mode)
     if getattr(model, "is_random", False):
@@ -163,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             "masks will be meaningless",
             file=sys.stderr,
         )
-    predictor = segany.Predictor(model)
+    predictor = segany.Predictor(model, refiner=refiner)
     predictor.set_image(image)
     results = _predict(predictor, points, labels, boxes, multimask=not args.single_mask)
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from segany.cli import train_prompt_head
+from segany.cli import train_prompt_head, train_refiner
 from segany.cli.common import non_negative_int, positive_float, positive_int
 from segany.errors import InputError
 
@@ -59,8 +59,9 @@ def register(commands: Any) -> None:
     group.add_argument("--overwrite", action="store_true", help="start OUT afresh")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
-    more = parser.add_subparsers(title="other training", metavar="{prompt-head}")
+    more = parser.add_subparsers(title="other training", metavar="{prompt-head,refiner}")
     train_prompt_head.register(more)
+    train_refiner.register(more)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,64 @@
+"""What the mask refiner costs per prompt: the bundled model with and without it.
+
+Medians over held-out scenes (a click on an object: 3 masks; its tight box: 1 mask), the
+two predictors interleaved so that both see the same machine load; the embedding is
+cached, so the times are the prompt's alone (decoder, refiner, upscaling to the image).
+
+    .venv/bin/python benchmarks/bench_refiner.py --scenes 10 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+import segany
+from segany.data.masks import interior_point
+from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mode", choices=("exact", "fast"), default="exact")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = segany.load_model("segany_shapes", mode=args.mode)
+    predictors = {
+        "decoder only": segany.Predictor(model, refiner=None),
+        "with refiner": segany.Predictor(model),
+    }
+    times: dict[str, dict[str, list[float]]] = {n: {"click": [], "box": []} for n in predictors}
+    scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
+    for i in range(args.scenes):
+        scene = scenes[i]
+        for predictor in predictors.values():
+            predictor.set_image(scene.image)
+        for mask, box in zip(scene.masks, scene.boxes, strict=True):
+            point = [list(interior_point(mask))]
+            for name, predictor in predictors.items():
+                start = time.perf_counter()
+                predictor.predict(points=point, labels=[1])
+                middle = time.perf_counter()
+                predictor.predict(box=box, multimask=False)
+                times[name]["click"].append(middle - start)
+                times[name]["box"].append(time.perf_counter() - middle)
+    result = {
+        name: {kind: round(1000 * float(np.median(v)), 2) for kind, v in kinds.items()}
+        for name, kinds in times.items()
+    }
+    result["ratio"] = {
+        kind: round(result["with refiner"][kind] / result["decoder only"][kind], 2)
+        for kind in ("click", "box")
+    }
+    print(json.dumps({"ms_median": result, "prompts": len(times["with refiner"]["box"]),
+                      "threads": args.threads, "mode": args.mode}, indent=1))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""``segany train refiner``: train the colour-model mask refiner for a model's weights.
+
+The model stays frozen; the refiner (segany.models.refiner) learns to correct its masks
+from the pixels on fresh generated scenes with box and click prompts. Writes
+``OUT/refiner.safetensors`` (use it as ``--refiner PATH`` in 'segany eval' and 'segany
+segment', or ``Predictor(model, refiner=segany.load_refiner(path=...))``),
+``OUT/log.jsonl`` and ``OUT/summary.json`` (held-out mIoU with and without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from segany.cli.common import add_model_arguments, non_negative_int, positive_float, positive_int
+from segany.errors import InputError
+
+__all__ = ["REFINER_FILE", "register", "run"]
+
+REFINER_FILE = "refiner.safetensors"
+
+
+def register(commands: Any) -> None:
+    """Add ``refiner`` under ``segany train``."""
+    from segany.train.refiner import RefinerTrainConfig
+
+    defaults = RefinerTrainConfig()
+    parser = commands.add_parser(
+        "refiner",
+        help="train the colour-model mask refiner on a frozen model",
+        description=__doc__.split("\n\n", 1)[1].replace("``", "'"),
+    )
+    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    add_model_arguments(parser, with_mode=False)
+    parser.add_argument("--steps", type=positive_int, help=f"({defaults.steps})")
+    parser.add_argument(
+        "--images-per-step", type=positive_int, help=f"({defaults.images_per_step})"
+    )
+    parser.add_argument("--lr", type=positive_float, help=f"({defaults.lr})")
+    parser.add_argument("--seed", type=non_negative_int, help=f"scene stream ({defaults.seed})")
+    parser.add_argument(
+        "--init", type=Path, metavar="PATH", help="fine-tune this refiner instead of a new one"
+    )
+    parser.add_argument(
+        "--eval-scenes", type=non_negative_int, default=50, help="held-out scenes scored (50)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT's refiner")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, save, score on held-out scenes with and without the refiner; print JSON."""
+    import segany
+    from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+    from segany.eval import evaluate_promptable, summarize
+    from segany.refiners import load_refiner
+    from segany.train.refiner import RefinerTrainConfig, train_refiner
+    from segany.weights import save_state_dict_file
+
+    out: Path = args.out
+    target = out / REFINER_FILE
+    if target.exists() and not args.overwrite:
+        raise InputError(f"{target} exists; pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is not a folder")
+    settings = {k: getattr(args, k) for k in ("steps", "images_per_step", "lr", "seed")}
+    config = RefinerTrainConfig(**{k: v for k, v in settings.items() if v is not None})
+    init = load_refiner(path=args.init) if args.init is not None else None
+    model = segany.load_model(args.model, checkpoint=args.checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "log.jsonl").open("w", buffering=1) as log:  # line by line, to follow it
+        refiner = train_refiner(
+            model, config, init, progress=not args.quiet,
+            log=lambda row: log.write(json.dumps(row) + "\n"),
+        )  # fmt: skip
+    save_state_dict_file(refiner.export(), target)
+    summary: dict[str, Any] = {"model": model.name, "refiner": str(target), "init": str(args.init)}
+    summary |= config.to_dict()
+    if args.eval_scenes:
+        scenes = SceneDataset(args.eval_scenes, EVAL_BASE_SEED)
+        for name, chosen in (("without", None), ("with", refiner)):
+            predictor = segany.Predictor(model, cache_size=0, refiner=chosen)
+            rows = evaluate_promptable(predictor, (scenes[i] for i in range(len(scenes))))
+            table = summarize(rows)["all"]
+            summary[f"{name}_refiner"] = {k: table[k] for k in ("box", "centre", "clicks_3")}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return 0

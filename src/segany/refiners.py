@@ -1,0 +1,34 @@
+"""Loading mask refiners: the one registered for a model's weights, or a user's file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .loading import bundled_asset, load_part
+from .models.refiner import MaskRefiner
+from .models.sam import Sam
+from .registry import DEFAULT_MODEL, get_spec
+
+__all__ = ["load_refiner", "registered_refiner"]
+
+
+def load_refiner(model_name: str | None = None, path: str | Path | None = None) -> MaskRefiner:
+    """The refiner in ``path``, else the one registered for ``model_name``.
+
+    Registered refiners ship in the package (sha256-verified); files are read as
+    safetensors or with ``weights_only=True``.
+    """
+    if path is None:
+        spec = get_spec(model_name or DEFAULT_MODEL)
+        path = bundled_asset(spec.refiner, "mask refiner", spec.name)
+    return load_part(path, MaskRefiner.from_state_dict, "mask refiner")
+
+
+def registered_refiner(model: object) -> MaskRefiner | None:
+    """The refiner trained with ``model``'s weights: only for a :class:`Sam` that
+    :func:`segany.load_model` filled with its registered weights, when one is registered."""
+    if not isinstance(model, Sam) or not model.registered_weights:
+        return None
+    if get_spec(model.name).refiner is None:
+        return None
+    return load_refiner(model.name)

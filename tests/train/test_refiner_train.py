@@ -1,0 +1,106 @@
+"""Training the mask refiner on a frozen model, and its CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import segany
+from segany.cli.main import main
+from segany.errors import InputError
+from segany.models import build_sam
+from segany.models.refiner import MaskRefiner, RefinerConfig
+from segany.train.refiner import RefinerTrainConfig, train_refiner
+from tests.test_loading import TINY
+
+SMALL = {"images_per_step": 1, "boxes_per_image": 2, "sessions_per_image": 1, "clicks": 1}
+
+
+def test_training_moves_the_refiner_and_logs_both_prompt_kinds() -> None:
+    torch.manual_seed(0)
+    model = build_sam(TINY)
+    rows: list[dict[str, float]] = []
+    config = RefinerTrainConfig(steps=3, warmup_steps=1, **SMALL)
+    refiner = train_refiner(model, config, progress=False, log=rows.append)
+    assert not refiner.training
+    assert float(refiner.head.weight.detach().abs().sum()) > 0  # it left the identity
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for row in rows:
+        assert {"loss", "box", "box_base", "click", "click_base"} <= set(row)
+        assert all(0.0 <= row[k] <= 1.0 for k in ("box", "box_base", "click", "click_base"))
+    assert not any(p.requires_grad for p in model.parameters())  # the model stays frozen
+
+
+def test_a_few_steps_on_one_scene_lower_the_loss() -> None:
+    torch.manual_seed(0)
+    model = build_sam(TINY)
+    config = RefinerTrainConfig(steps=1, lr=1e-2, warmup_steps=1, **SMALL)
+    refiner = MaskRefiner(RefinerConfig(width=16))
+    losses: list[float] = []
+    for _ in range(6):  # the same step's scenes each time (seed and step fix them)
+        rows: list[dict[str, float]] = []
+        refiner = train_refiner(model, config, refiner, progress=False, log=rows.append)
+        losses.append(rows[0]["loss"])
+    assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"steps": 0}, "steps must be at least 1"),
+        ({"boxes_per_image": 0, "sessions_per_image": 0}, "nothing to train"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"seed": 300}, "seed must be within"),
+    ],
+)
+def test_config_refuses_bad_values(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        RefinerTrainConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_stride_must_match_the_model_grid() -> None:
+    refiner = MaskRefiner(RefinerConfig(stride=8))
+    with pytest.raises(InputError, match="stride is 8"):
+        train_refiner(build_sam(TINY), RefinerTrainConfig(steps=1), refiner, progress=False)
+
+
+def test_cli_trains_saves_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def load_tiny(name=None, checkpoint=None, **kwargs):  # TINY is not registered
+        torch.manual_seed(0)
+        return build_sam(TINY)
+
+    monkeypatch.setattr(segany, "load_model", load_tiny)
+    out = tmp_path / "run"
+    argv = ["train", "refiner", "-o", str(out), "--steps", "1", "--images-per-step", "1"]
+    assert main([*argv, "--eval-scenes", "1", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["with_refiner"]) == {"box", "centre", "clicks_3"}
+    assert segany.load_refiner(path=out / "refiner.safetensors").config == RefinerConfig()
+    assert len((out / "log.jsonl").read_text().splitlines()) == 1
+    before = (out / "refiner.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "exists; pass --overwrite" in err and len(err.splitlines()) == 1
+    assert (out / "refiner.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "refiner", "-o", "x", "--steps", "0"], "--steps: must be at least 1"),
+        (["eval", "--refiner", "/no/such.safetensors"], "is not 'auto', 'none' or a file"),
+        (["eval", "--refiner", "none", "proposals"], "--refiner is an option of the promptable"),
+    ],
+)
+def test_cli_refuses_bad_arguments(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

@@ -176,7 +176,7 @@ _SHAPES_HEAD_SHA256 = "a78b63e997d20fb02da45ccaecc6c78c1c6ea52ab9f2771d9567cd771
 _SHAPES_HEAD_SIZE = 781_452
 # Its colour-model mask refiner, trained on the frozen weights (segany train refiner).
 _SHAPES_REFINER_FILE = "segany_shapes_refiner.safetensors"
-_SHAPES_REFINER_SHA256 = "3412bf03f340d1bf0c940c2df66f4fa1a1caef7f57a76a004702aaa9f6e9c8eb"
+_SHAPES_REFINER_SHA256 = "ecb479b54fdbd5f4581d6bf9b87563348a23eeecd2ed4ae9f72f7747e67420cc"
 _SHAPES_REFINER_SIZE = 255_332
 
 

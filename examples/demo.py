@@ -86,7 +86,11 @@ def main() -> None:
     save_png(overlay_masks(image, by_box.masks, boxes=box[None]), args.out / "box_overlay.png")
 
     start = time.perf_counter()
-    records = segany.MaskGenerator(model).generate(image)
+    # SAM's filters (predicted IoU > 0.88, stability >= 0.95) suit SAM's IoU head; the small
+    # bundled model's predictions sit lower (docs/benchmarks.md, segevery_match.py), and
+    # with SAM's filters its grid keeps no mask at all.
+    filters = {} if args.checkpoint else {"pred_iou_thresh": 0.1, "stability_score_thresh": 0.35}
+    records = segany.MaskGenerator(model, **filters).generate(image)
     everything_s = time.perf_counter() - start
     found = np.zeros((0, *image.shape[:2]), bool)
     if records:

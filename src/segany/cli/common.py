@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from segany.errors import InputError
+
+if TYPE_CHECKING:
+    from segany.models.refiner import MaskRefiner
+
+C = TypeVar("C")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, with_mode: bool = True) -> None:
@@ -70,7 +75,7 @@ def add_refiner_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def refiner_choice(value: str) -> Any:
+def refiner_choice(value: str) -> MaskRefiner | str | None:
     """What to pass as ``Predictor(refiner=...)`` for a ``--refiner`` value."""
     if value in ("auto", "none"):
         return None if value == "none" else "auto"
@@ -80,3 +85,20 @@ def refiner_choice(value: str) -> Any:
     if not path.is_file():
         raise InputError(f"--refiner: {value} is not 'auto', 'none' or a file")
     return load_refiner(path=path)
+
+
+def output_file(out: Path, name: str, overwrite: bool) -> Path:
+    """``out/name``, refused (``InputError``) when it exists without ``overwrite`` or when
+    ``out`` exists and is not a folder (the folder itself is made by the caller)."""
+    target = out / name
+    if target.exists() and not overwrite:
+        raise InputError(f"{target} exists; pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is not a folder")
+    return target
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace, names: tuple[str, ...]) -> C:
+    """``cls(**settings)`` from the options in ``names`` that were given (others: defaults)."""
+    settings = {k: getattr(args, k) for k in names}
+    return cls(**{k: v for k, v in settings.items() if v is not None})

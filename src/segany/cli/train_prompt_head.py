@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from segany.cli.common import add_model_arguments, positive_float, positive_int
+from segany.cli.common import (
+    add_model_arguments,
+    config_from_args,
+    output_file,
+    positive_float,
+    positive_int,
+)
 from segany.errors import InputError
 
 __all__ = ["HEAD_FILE", "register", "run"]
@@ -73,13 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from segany.weights import save_state_dict_file
 
     out: Path = args.out
-    target = out / HEAD_FILE
-    if target.exists() and not args.overwrite:
-        raise InputError(f"{target} exists; pass --overwrite to replace it")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} is not a folder")
-    settings = {k: getattr(args, k) for k in ("epochs", "lr", "hidden")}
-    config = HeadTrainConfig(**{k: v for k, v in settings.items() if v is not None})
+    target = output_file(out, HEAD_FILE, args.overwrite)
+    config = config_from_args(HeadTrainConfig, args, ("epochs", "lr", "hidden"))
     init = load_prompt_head(path=args.init) if args.init is not None else None
     model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
     predictor = segany.Predictor(model, cache_size=0)

@@ -14,8 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from segany.cli.common import add_model_arguments, non_negative_int, positive_float, positive_int
-from segany.errors import InputError
+from segany.cli.common import (
+    add_model_arguments,
+    config_from_args,
+    non_negative_int,
+    output_file,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["REFINER_FILE", "register", "run"]
 
@@ -61,13 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from segany.weights import save_state_dict_file
 
     out: Path = args.out
-    target = out / REFINER_FILE
-    if target.exists() and not args.overwrite:
-        raise InputError(f"{target} exists; pass --overwrite to replace it")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} is not a folder")
-    settings = {k: getattr(args, k) for k in ("steps", "images_per_step", "lr", "seed")}
-    config = RefinerTrainConfig(**{k: v for k, v in settings.items() if v is not None})
+    target = output_file(out, REFINER_FILE, args.overwrite)
+    config = config_from_args(RefinerTrainConfig, args, ("steps", "images_per_step", "lr", "seed"))
     init = load_refiner(path=args.init) if args.init is not None else None
     model = segany.load_model(args.model, checkpoint=args.checkpoint)
     out.mkdir(parents=True, exist_ok=True)

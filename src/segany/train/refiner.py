@@ -86,7 +86,15 @@ class _Scene:
         self.pixels = refiner.pixel_grid(x)
         self.model, self.refiner, self.scene = model, refiner, scene
 
-    def decode(self, coords, labels, boxes, mask_input, multimask):  # type: ignore[no-untyped-def]
+    def decode(
+        self,
+        coords: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        boxes: torch.Tensor | None,
+        mask_input: torch.Tensor | None,
+        multimask: bool,
+    ) -> torch.Tensor:
+        """The frozen model's low-res logits (BxMxLxL) for these prompts."""
         with torch.no_grad():
             logits, _ = decode_prompts(
                 self.model, self.features, coords, labels, boxes, mask_input, multimask

@@ -63,7 +63,7 @@ def bench_model(
     else:
         from segment_anything import SamPredictor  # type: ignore[import-untyped]
     official = SamPredictor(official_model)
-    ours = segany.Predictor(ours_model, cache_size=0, refiner=None)  # like for like
+    ours = segany.Predictor(ours_model, cache_size=0, refiner=None, graph_cut=None)  # like for like
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8)

@@ -46,7 +46,7 @@ def _box_nms(records: list[dict[str, Any]], thresh: float) -> list[dict[str, Any
 def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     torch.set_num_threads(args.threads)
     model = segany.load_model(args.model, mode=args.mode)
-    predictor = segany.Predictor(model, cache_size=1, refiner=None)
+    predictor = segany.Predictor(model, cache_size=1, refiner=None, graph_cut=None)
     source = box_source(args.prompts, model.name)
     names = [f"objects {v}" for v in args.objects] + [f"grid nms {t}" for t in args.grid_nms]
     recall = {name: RecallAccumulator() for name in names}

@@ -1,9 +1,10 @@
-"""The bundled model's box answers without and with its mask refiner, side by side.
+"""The bundled model's box answers after each of its mask stages, side by side.
 
 Run ``.venv/bin/python examples/show_refiner.py`` to write ``docs/pictures/refiner.png``:
 one row per held-out scene: the ground truth, the decoder's masks for every object's tight
-box (``refiner=None``, as the official code gives them) and the refined masks, each
-titled with its box mIoU on that scene.
+box (``refiner=None, graph_cut=None``, as the official code gives them), the refined
+masks, and the refined masks snapped by the graph cut (the default pipeline), each titled
+with its box mIoU on that scene.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def main() -> None:
     args = parser.parse_args()
     model = segany.load_model()
     predictors = {
-        "decoder only": segany.Predictor(model, refiner=None),
-        "with the refiner": segany.Predictor(model),
+        "decoder only": segany.Predictor(model, refiner=None, graph_cut=None),
+        "+ refiner": segany.Predictor(model, graph_cut=None),
+        "+ graph cut (default)": segany.Predictor(model),
     }
     dataset = SceneDataset(max(args.scenes) + 1, EVAL_BASE_SEED)
     rows = []

@@ -14,6 +14,7 @@ from PIL import Image
 
 from . import engine
 from .data.images import load_image
+from .models.graph_cut import GraphCut
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .prompts import Prompts, check_prompts
@@ -38,6 +39,7 @@ class Prediction:
 class _Embedding:
     features: torch.Tensor  # 1xCxhxw
     pixels: torch.Tensor | None  # 1x(3·s²)xLxL, the refiner's view of the image
+    image: np.ndarray | None  # HxWx3 uint8, kept for graph-cut snapping
     original_size: tuple[int, int]
     input_size: tuple[int, int]
 
@@ -57,6 +59,10 @@ class Predictor:
         "auto" (default): the refiner registered with the model's weights, if any (the
         bundled model has one); None: the decoder's masks as they are, as the official
         predictor gives them. With a "fast" model a bf16 copy of it runs.
+      graph_cut (GraphCut | "auto" | None): snap every full-size mask to the image's
+        colour edges with GrabCut seeded by the mask (:mod:`segany.models.graph_cut`;
+        predicted IoU and low-res logits unchanged, ``return_logits`` masks untouched).
+        "auto" (default): on for registered weights that ask for it (the bundled model).
     """
 
     def __init__(
@@ -66,6 +72,7 @@ class Predictor:
         cache_size: int = 8,
         box_batch_size: int = 4,
         refiner: MaskRefiner | str | None = "auto",
+        graph_cut: GraphCut | str | None = "auto",
     ) -> None:
         if not isinstance(model, Sam) and not hasattr(model, "decode_prompts"):
             raise TypeError(f"Predictor needs a segany Sam model, got {type(model).__name__}")
@@ -78,6 +85,13 @@ class Predictor:
         if refiner is not None and engine.mode_of(model) == "fast":  # type: ignore[arg-type]
             refiner = copy.deepcopy(refiner).to(torch.bfloat16)  # 1.35x; masks agree at 0.999
         self.refiner = refiner.eval() if refiner is not None else None
+        if isinstance(graph_cut, str):
+            if graph_cut != "auto":
+                raise ValueError(f"graph_cut must be a GraphCut, 'auto' or None; got {graph_cut!r}")
+            from .refiners import registered_graph_cut
+
+            graph_cut = registered_graph_cut(model)
+        self.graph_cut = graph_cut
         self.model = model.eval()
         self.transform = ResizeLongestSide(model.image_size)
         self.cache_size = cache_size
@@ -104,6 +118,7 @@ class Predictor:
         self._current = _Embedding(
             features=features,
             pixels=pixels,
+            image=array if self.graph_cut is not None else None,
             original_size=(array.shape[0], array.shape[1]),
             input_size=(resized.shape[0], resized.shape[1]),
         )
@@ -200,7 +215,21 @@ class Predictor:
         out_masks, scores, logits = self.predict_torch(
             coords, labels, boxes, masks, multimask, return_logits
         )
-        return out_masks.cpu().numpy(), scores.float().cpu().numpy(), logits.cpu().numpy()
+        found = out_masks.cpu().numpy()
+        if not return_logits:
+            found = self._snap(found, prompts, start)
+        return found, scores.float().cpu().numpy(), logits.cpu().numpy()
+
+    def _snap(self, masks: np.ndarray, prompts: Prompts, start: int) -> np.ndarray:
+        """BxCxHxW masks of the prompts from ``start``, snapped by the graph cut, if any."""
+        image = self._require_image().image
+        if self.graph_cut is None or image is None:
+            return masks
+        for b, per_prompt in enumerate(masks):
+            box = prompts.boxes[start + b] if prompts.boxes is not None else None
+            for c, mask in enumerate(per_prompt):
+                masks[b, c] = self.graph_cut(image, mask, prompts.points, prompts.labels, box)
+        return masks
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=self.model.device)

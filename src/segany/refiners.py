@@ -1,15 +1,17 @@
-"""Loading mask refiners: the one registered for a model's weights, or a user's file."""
+"""The mask stages after the decoder: the refiner registered for a model's weights (or a
+user's file) and its graph-cut snapping."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .loading import bundled_asset, load_part
+from .models.graph_cut import GraphCut
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .registry import DEFAULT_MODEL, get_spec
 
-__all__ = ["load_refiner", "registered_refiner"]
+__all__ = ["load_refiner", "registered_graph_cut", "registered_refiner"]
 
 
 def load_refiner(model_name: str | None = None, path: str | Path | None = None) -> MaskRefiner:
@@ -32,3 +34,11 @@ def registered_refiner(model: object) -> MaskRefiner | None:
     if get_spec(model.name).refiner is None:
         return None
     return load_refiner(model.name)
+
+
+def registered_graph_cut(model: object) -> GraphCut | None:
+    """Graph-cut snapping, for a :class:`Sam` with registered weights whose registry entry
+    asks for it (masks that do not follow colour edges by themselves); else None."""
+    if not isinstance(model, Sam) or not model.registered_weights:
+        return None
+    return GraphCut() if get_spec(model.name).graph_cut else None

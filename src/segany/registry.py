@@ -38,6 +38,7 @@ class ModelSpec:
     weights: WeightsInfo | None = None
     prompt_head: WeightsInfo | None = None  # object-aware SegEvery's box head, if trained
     refiner: WeightsInfo | None = None  # colour-model mask refiner trained on these weights
+    graph_cut: bool = False  # snap its masks to colour edges by default (models.graph_cut)
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -196,6 +197,7 @@ register_model(
         weights=_bundled(_SHAPES_FILE, _SHAPES_SHA256, _SHAPES_SIZE),
         prompt_head=_bundled(_SHAPES_HEAD_FILE, _SHAPES_HEAD_SHA256, _SHAPES_HEAD_SIZE),
         refiner=_bundled(_SHAPES_REFINER_FILE, _SHAPES_REFINER_SHA256, _SHAPES_REFINER_SIZE),
+        graph_cut=True,
     )
 )
 

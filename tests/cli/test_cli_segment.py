@@ -101,8 +101,9 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             raise state["load_error"]
         return state["model"]
 
-    def predictor(model: Any, refiner: Any = "auto") -> _FakePredictor:
+    def predictor(model: Any, refiner: Any = "auto", graph_cut: Any = "auto") -> _FakePredictor:
         state["refiner"] = refiner
+        state["graph_cut"] = graph_cut
         pred = _FakePredictor(model, error=state["error"])
         state["predictor"] = pred
         return pred
@@ -367,13 +368,17 @@ def test_checkpoint_only_lets_the_loader_infer_the_model(
     assert fake["loads"] == [(None, ckpt)]
 
 
-def test_refiner_choice_reaches_the_predictor(
+def test_mask_stage_choices_reach_the_predictor(
     image_path: Path, tmp_path: Path, fake: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["segment", str(image_path), "--point", "5,5", "-o", str(tmp_path / "o")]
     assert main(args) == 0 and fake["refiner"] == "auto"
     assert main([*args, "--refiner", "none"]) == 0 and fake["refiner"] is None
+    assert fake["graph_cut"] == "auto"
+    assert main([*args, "--graph-cut", "none"]) == 0 and fake["graph_cut"] is None
     capsys.readouterr()
+    assert main([*args, "--graph-cut", "always"]) == 2
+    assert "invalid choice: 'always'" in capsys.readouterr().err
     assert main([*args, "--refiner", str(tmp_path / "missing.safetensors")]) == 2
     assert "is not 'auto', 'none' or a file" in capsys.readouterr().err
 

@@ -92,7 +92,7 @@ def test_loading_errors(tmp_path: Path) -> None:
 def test_predictor_applies_a_refiner_to_every_prompt_kind() -> None:
     model = build_sam(TINY)
     image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
-    plain = segany.Predictor(model, refiner=None)
+    plain = segany.Predictor(model, refiner=None, graph_cut=None)
     refined = segany.Predictor(model, refiner=_trained_like())
     for predictor in (plain, refined):
         predictor.set_image(image)

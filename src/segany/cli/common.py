@@ -64,14 +64,22 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_refiner_argument(parser: argparse.ArgumentParser) -> None:
-    """``--refiner auto|none|PATH``: the colour-model mask refiner (see Predictor)."""
+def add_mask_stage_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--refiner auto|none|PATH`` and ``--graph-cut auto|none``: the stages after the
+    decoder (see Predictor)."""
     parser.add_argument(
         "--refiner",
         metavar="auto|none|PATH",
         default="auto",
         help="mask refiner: 'auto' (the one trained with the model's weights, if any), "
         "'none' (the decoder's masks, as the official code), or a refiner file",
+    )
+    parser.add_argument(
+        "--graph-cut",
+        choices=("auto", "none"),
+        default="auto",
+        help="snap masks to colour edges with a graph cut: 'auto' (when the model's "
+        "registry entry asks for it, as the bundled model's does) or 'none'",
     )
 
 

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from segany.cli import eval_proposals
-from segany.cli.common import add_refiner_argument, non_negative_int, positive_int, refiner_choice
+from segany.cli.common import (
+    add_mask_stage_arguments,
+    non_negative_int,
+    positive_int,
+    refiner_choice,
+)
 
 __all__ = ["format_table", "register", "run"]
 
@@ -41,7 +46,7 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--mode", choices=("exact", "fast"), default="exact", help="execution mode (exact)"
     )
-    add_refiner_argument(parser)
+    add_mask_stage_arguments(parser)
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.set_defaults(func=run)
     eval_proposals.register(parser)
@@ -74,20 +79,29 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--json: folder {args.json.parent} does not exist")
     refiner = refiner_choice(args.refiner)
     model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
-    predictor = segany.Predictor(model, cache_size=0, refiner=refiner)
+    predictor = segany.Predictor(
+        model, cache_size=0, refiner=refiner, graph_cut=None if args.graph_cut == "none" else "auto"
+    )
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
     chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",
                   disable=args.quiet)  # fmt: skip
     rows = evaluate_promptable(predictor, chosen, args.clicks, args.seed)
     table = summarize(rows)
-    refined = "with" if predictor.refiner is not None else "without"
+    used = {"refiner": predictor.refiner, "graph cut": predictor.graph_cut}
+    stages = [name for name, stage in used.items() if stage is not None]
+    after = " + ".join(stages) if stages else "decoder only"
     scenes, objects = args.scenes, len(rows)
-    print(f"model {model.name} ({refined} refiner): {scenes} held-out scenes, {objects} objects")
+    print(f"model {model.name} ({after}): {scenes} held-out scenes, {objects} objects")
     print(format_table(table))
     if args.json is not None:
         args.json.write_text(
             json.dumps(
-                {"model": model.name, "refiner": predictor.refiner is not None, "table": table},
+                {
+                    "model": model.name,
+                    "refiner": predictor.refiner is not None,
+                    "graph_cut": predictor.graph_cut is not None,
+                    "table": table,
+                },
                 indent=2,
             )
         )

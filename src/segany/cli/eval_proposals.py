@@ -58,7 +58,7 @@ def finite_float(text: str) -> float:
 
 def register(eval_parser: argparse.ArgumentParser) -> None:
     """Add ``proposals`` as an optional sub-command of the ``eval`` parser."""
-    promptable = ("clicks", "seed", "refiner")
+    promptable = ("clicks", "seed", "refiner", "graph_cut")
     promptable_only = {name: eval_parser.get_default(name) for name in promptable}
     evaluations = eval_parser.add_subparsers(
         title="other evaluations", dest="evaluation", metavar="EVALUATION"
@@ -205,7 +205,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
     for name, default in args.promptable_only.items():
         if getattr(args, name, default) != default:
             raise InputError(
-                f"--{name} is an option of the promptable 'segany eval', "
+                f"--{name.replace('_', '-')} is an option of the promptable 'segany eval', "
                 "not of 'segany eval proposals'"
             )
     if args.model is not None and args.checkpoint is not None:

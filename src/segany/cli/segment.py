@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 import segany
-from segany.cli.common import add_model_arguments, add_refiner_argument, refiner_choice
+from segany.cli.common import add_mask_stage_arguments, add_model_arguments, refiner_choice
 from segany.data.images import load_image
 from segany.errors import CheckpointError, InputError
 from segany.visualize import overlay_masks, save_png
@@ -73,7 +73,7 @@ def register(commands: Any) -> None:
         help="box prompt, corners in pixels; repeatable",
     )
     add_model_arguments(parser)
-    add_refiner_argument(parser)
+    add_mask_stage_arguments(parser)
     parser.add_argument(
         "--single-mask",
         action="store_true",
@@ -165,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
             "masks will be meaningless",
             file=sys.stderr,
         )
-    predictor = segany.Predictor(model, refiner=refiner)
+    predictor = segany.Predictor(
+        model, refiner=refiner, graph_cut=None if args.graph_cut == "none" else "auto"
+    )
     predictor.set_image(image)
     results = _predict(predictor, points, labels, boxes, multimask=not args.single_mask)
 

@@ -137,7 +137,8 @@ class MaskGenerator:
         if isinstance(model, Predictor):
             self.predictor = model
         elif isinstance(model, Sam) or hasattr(model, "decode_prompts"):
-            self.predictor = Predictor(model, refiner=None)  # SAM's masks, for speed
+            # SAM's masks, for speed (no refiner or graph cut over hundreds of prompts)
+            self.predictor = Predictor(model, refiner=None, graph_cut=None)
         else:
             raise InputError(f"MaskGenerator needs a segany Sam or Predictor; got {type(model)}")
         check_int("points_per_batch", points_per_batch, 1)

@@ -1,0 +1,150 @@
+"""Graph-cut snapping: a mask's final boundary from the image's colours.
+
+The last stage of the :class:`~segany.Predictor` pipeline for models whose masks do not
+follow colour edges (the bundled ``segany_shapes``): each full-size mask seeds GrabCut
+(Rother et al. 2004; OpenCV's implementation) inside the prompt's region, as the mask
+refiner seeds its colour model at the low-res grid. Pixels of the mask start as
+"probably object", the rest of the region as "probably background"; everything outside
+the region is background; positive clicks are object and negative clicks background,
+for certain. Colour mixture models and a minimum cut then decide every pixel of the
+region, a few times over. The region is the box, when there is one, grown by
+``box_margin``; else the mask's bounding box with its positive clicks, grown by
+``mask_margin`` (the answer may reach past a mask that stopped short).
+
+Only the full-size boolean masks change: predicted IoU and low-res logits stay the
+decoder's (and the refiner's), so the logits fed back as ``mask_input`` are the model's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["GraphCut"]
+
+
+@dataclass(frozen=True)
+class GraphCut:
+    """GrabCut seeded by a mask, inside its prompt's region.
+
+    Arguments:
+      iterations (int): rounds of colour-model estimation and minimum cut.
+      box_margin (float): a box prompt's region grows by this fraction of its sides,
+        plus ``pad`` pixels (boxes drawn by hand are rarely tight).
+      mask_margin (float): without a box, the mask's bounding box grows by this fraction.
+      pad (int): pixels added to every side of the region.
+      context (int): pixels of background around the region that the background colour
+        model also sees (the crop GrabCut runs on).
+      max_side (int | None): a crop longer than this is cut at a lower resolution (the
+        cut's time grows with the crop's pixels; the edge is then interpolated back).
+        None: always at full resolution.
+    """
+
+    iterations: int = 3
+    box_margin: float = 0.1
+    mask_margin: float = 0.25
+    pad: int = 2
+    context: int = 12
+    max_side: int | None = 128
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if min(self.box_margin, self.mask_margin, self.pad, self.context) < 0:
+            raise ValueError("margins, pad and context must be >= 0")
+        if self.max_side is not None and self.max_side < 16:
+            raise ValueError(f"max_side must be >= 16 or None, got {self.max_side}")
+
+    def region(
+        self,
+        mask: npt.NDArray[np.bool_],
+        points: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+    ) -> tuple[int, int, int, int] | None:
+        """Inclusive XYXY pixel region that the answer may cover, clipped to the image
+        (None when there is nothing to seed it: no box, an empty mask, no positive click).
+        """
+        height, width = mask.shape
+        if box is not None:
+            x0, y0, x1, y1 = (float(v) for v in box)
+            margin = self.box_margin
+        else:
+            ys, xs = np.nonzero(mask)
+            if points is not None and labels is not None:
+                positive = points[labels == 1]
+                xs = np.concatenate([xs, positive[:, 0]])
+                ys = np.concatenate([ys, positive[:, 1]])
+            if len(xs) == 0:
+                return None
+            x0, y0, x1, y1 = float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+            margin = self.mask_margin
+        grow_x = margin * (x1 - x0 + 1) + self.pad
+        grow_y = margin * (y1 - y0 + 1) + self.pad
+        left, top = max(0, int(x0 - grow_x)), max(0, int(y0 - grow_y))
+        right = min(width - 1, int(np.ceil(x1 + grow_x)))
+        bottom = min(height - 1, int(np.ceil(y1 + grow_y)))
+        if right <= left or bottom <= top:
+            return None
+        return left, top, right, bottom
+
+    def __call__(
+        self,
+        image: npt.NDArray[np.uint8],
+        mask: npt.NDArray[np.bool_],
+        points: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+    ) -> npt.NDArray[np.bool_]:
+        """The snapped mask.
+
+        Arguments:
+          image: HxWx3 uint8 RGB, the original image.
+          mask: HxW bool, the model's mask at the original size.
+          points: Nx2 (x, y) clicks in pixels, labels: N (1 object, 0 background), or None.
+          box: (4,) XYXY box in pixels, or None.
+
+        Returns:
+          HxW bool. The mask unchanged when GrabCut has nothing to work with (no region,
+          a region of one colour, no pixel left that may be object).
+        """
+        import cv2  # (imported on first use: a heavy module most callers never need)
+
+        region = self.region(mask, points, labels, box)
+        if region is None:
+            return mask
+        height, width = mask.shape
+        left, top, right, bottom = region
+        cx0, cy0 = max(0, left - self.context), max(0, top - self.context)
+        cx1, cy1 = min(width, right + 1 + self.context), min(height, bottom + 1 + self.context)
+        seeds = np.full((cy1 - cy0, cx1 - cx0), cv2.GC_BGD, np.uint8)
+        inside = (slice(top - cy0, bottom + 1 - cy0), slice(left - cx0, right + 1 - cx0))
+        seeds[inside] = np.where(mask[cy0:cy1, cx0:cx1][inside], cv2.GC_PR_FGD, cv2.GC_PR_BGD)
+        crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1, ::-1])  # OpenCV wants BGR
+        scale = min(1.0, self.max_side / max(seeds.shape)) if self.max_side else 1.0
+        if scale < 1.0:  # a large crop: cut at a lower resolution, edges come back smooth
+            small = (max(2, round(seeds.shape[1] * scale)), max(2, round(seeds.shape[0] * scale)))
+            crop = cv2.resize(crop, small, interpolation=cv2.INTER_AREA).astype(np.uint8)
+            seeds = cv2.resize(seeds, small, interpolation=cv2.INTER_NEAREST).astype(np.uint8)
+        if points is not None and labels is not None:
+            for (x, y), label in zip(points, labels, strict=True):
+                col, row = int((x - cx0) * scale), int((y - cy0) * scale)
+                if 0 <= row < seeds.shape[0] and 0 <= col < seeds.shape[1]:
+                    seeds[row, col] = cv2.GC_FGD if label == 1 else cv2.GC_BGD
+        if not np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)).any():
+            return mask
+        background, foreground = np.zeros((1, 65)), np.zeros((1, 65))  # GMM scratch space
+        unused_rect = (0, 0, 1, 1)  # (the seeds, not a rectangle, start the cut)
+        try:
+            cv2.grabCut(crop, seeds, unused_rect, background, foreground, self.iterations,
+                        cv2.GC_INIT_WITH_MASK)  # fmt: skip
+        except cv2.error:  # one colour only: no mixture model to fit
+            return mask
+        found = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.float32)
+        if scale < 1.0:
+            found = cv2.resize(found, (cx1 - cx0, cy1 - cy0), interpolation=cv2.INTER_LINEAR)
+        out = np.zeros_like(mask)
+        out[cy0:cy1, cx0:cx1] = found > 0.5
+        return out

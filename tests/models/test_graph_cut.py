@@ -1,0 +1,107 @@
+"""Graph-cut snapping: masks move to the image's colour edges, within the prompt's region."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import segany
+from segany.models import build_sam
+from segany.models.graph_cut import GraphCut
+from segany.registry import get_spec
+from tests.test_loading import TINY
+
+
+def _disk_scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy red disk (radius 30 at 80, 60) on a noisy blue background, and its mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:120, :160]
+    disk = (xx - 80) ** 2 + (yy - 60) ** 2 <= 30**2
+    image = np.where(disk[..., None], [200, 40, 40], [40, 60, 190]).astype(np.float64)
+    image += rng.normal(0, 12, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), disk
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_a_blob_in_the_box_snaps_to_the_object() -> None:
+    image, disk = _disk_scene()
+    rough = np.zeros_like(disk)
+    rough[40:80, 60:100] = True  # a square inside the disk's box: IoU about 0.57
+    box = np.array([50.0, 30.0, 110.0, 90.0])
+    snapped = GraphCut()(image, rough, box=box)
+    assert _iou(rough, disk) < 0.6
+    assert _iou(snapped, disk) > 0.95
+    assert not snapped[:, :35].any(), "nothing outside the grown box"
+
+
+def test_clicks_alone_let_the_mask_grow_and_are_obeyed() -> None:
+    image, disk = _disk_scene(1)
+    shrunk = np.zeros_like(disk)
+    shrunk[50:70, 70:90] = True  # a small part of the disk
+    clicks, labels = np.array([[80.0, 60.0]]), np.array([1])
+    snapped = GraphCut(mask_margin=1.0)(image, shrunk, clicks, labels)
+    assert _iou(snapped, disk) > 0.9 > _iou(shrunk, disk)
+    # A negative click is background for certain, a positive one object for certain.
+    negative = np.array([[80.0, 60.0], [60.0, 60.0]])
+    snapped = GraphCut(mask_margin=1.0)(image, shrunk, negative, np.array([1, 0]))
+    assert snapped[60, 80] and not snapped[60, 60]
+
+
+def test_large_regions_are_cut_at_a_lower_resolution_and_keep_their_edge() -> None:
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:400, :400]
+    disk = (xx - 200) ** 2 + (yy - 200) ** 2 <= 150**2
+    image = np.where(disk[..., None], [30, 180, 60], [170, 150, 40]).astype(np.float64)
+    image = np.clip(image + rng.normal(0, 12, image.shape), 0, 255).astype(np.uint8)
+    rough = np.zeros_like(disk)
+    rough[100:300, 100:300] = True
+    box = np.array([50.0, 50.0, 350.0, 350.0])
+    coarse = GraphCut(max_side=64)(image, rough, box=box)
+    full = GraphCut(max_side=None)(image, rough, box=box)
+    assert _iou(full, disk) > 0.97 and _iou(coarse, disk) > 0.97 > _iou(rough, disk)
+    assert coarse.shape == disk.shape and coarse.dtype == bool
+    # A click keeps its certainty at the lower resolution.
+    clicked = GraphCut(max_side=64)(image, rough, np.array([[30.0, 30.0]]), np.array([0]), box)
+    assert not clicked[30, 30] and clicked[200, 200]
+    with pytest.raises(ValueError, match="max_side"):
+        GraphCut(max_side=8)
+
+
+def test_nothing_to_seed_leaves_the_mask_alone() -> None:
+    image, disk = _disk_scene()
+    empty = np.zeros_like(disk)
+    assert not GraphCut()(image, empty).any()  # no box, no mask, no click
+    flat = np.full_like(image, 128)
+    rough = np.zeros_like(disk)
+    rough[40:80, 60:100] = True
+    out = GraphCut()(flat, rough, box=np.array([50.0, 30.0, 110.0, 90.0]))
+    assert out.shape == rough.shape and out.dtype == bool
+    with pytest.raises(ValueError, match="iterations"):
+        GraphCut(iterations=0)
+    with pytest.raises(ValueError, match=">= 0"):
+        GraphCut(box_margin=-0.1)
+
+
+def test_predictor_snaps_masks_only_for_weights_that_ask() -> None:
+    assert get_spec("segany_shapes").graph_cut
+    random = build_sam(TINY)
+    assert segany.Predictor(random).graph_cut is None  # random weights: not asked for
+    with pytest.raises(ValueError, match="graph_cut must be"):
+        segany.Predictor(random, graph_cut="yes")
+    image, disk = _disk_scene()
+    plain = segany.Predictor(random, refiner=None, graph_cut=None)
+    snapping = segany.Predictor(random, refiner=None, graph_cut=GraphCut())
+    box = np.array([50.0, 30.0, 110.0, 90.0])
+    outs = []
+    for predictor in (plain, snapping):
+        predictor.set_image(image)
+        outs.append(predictor.predict(box=box[None], multimask=True))
+    np.testing.assert_array_equal(outs[0].low_res_logits, outs[1].low_res_logits)
+    np.testing.assert_array_equal(outs[0].scores, outs[1].scores)
+    assert outs[1].masks.shape == outs[0].masks.shape == (1, 3, 120, 160)
+    assert not outs[1].masks[..., :35].any(), "snapped masks stay in the box's region"
+    logits = snapping.predict(box=box, return_logits=True)
+    assert logits.masks.dtype != bool  # logits are the model's, never snapped

@@ -1,8 +1,8 @@
 """What the mask stages cost per prompt: the bundled model's decoder, + refiner, + graph cut.
 
 Medians over held-out scenes (a click on an object: 3 masks; its tight box: 1 mask), the
-two predictors interleaved so that both see the same machine load; the embedding is
-cached, so the times are the prompt's alone (decoder, refiner, upscaling to the image, graph cut).
+three predictors interleaved so that all see the same machine load; the embedding is
+cached, so the times are the prompt's alone (decoder, refiner, upscaling, graph cut).
 
     .venv/bin/python benchmarks/bench_refiner.py --scenes 10 --threads 2
 """

@@ -95,6 +95,11 @@ def refiner_choice(value: str) -> MaskRefiner | str | None:
     return load_refiner(path=path)
 
 
+def graph_cut_choice(value: str) -> str | None:
+    """What to pass as ``Predictor(graph_cut=...)`` for a ``--graph-cut`` value."""
+    return None if value == "none" else "auto"
+
+
 def output_file(out: Path, name: str, overwrite: bool) -> Path:
     """``out/name``, refused (``InputError``) when it exists without ``overwrite`` or when
     ``out`` exists and is not a folder (the folder itself is made by the caller)."""

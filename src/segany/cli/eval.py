@@ -14,6 +14,7 @@ from typing import Any
 from segany.cli import eval_proposals
 from segany.cli.common import (
     add_mask_stage_arguments,
+    graph_cut_choice,
     non_negative_int,
     positive_int,
     refiner_choice,
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     refiner = refiner_choice(args.refiner)
     model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
     predictor = segany.Predictor(
-        model, cache_size=0, refiner=refiner, graph_cut=None if args.graph_cut == "none" else "auto"
+        model, cache_size=0, refiner=refiner, graph_cut=graph_cut_choice(args.graph_cut)
     )
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
     chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",

@@ -23,7 +23,12 @@ from typing import Any
 import numpy as np
 
 import segany
-from segany.cli.common import add_mask_stage_arguments, add_model_arguments, refiner_choice
+from segany.cli.common import (
+    add_mask_stage_arguments,
+    add_model_arguments,
+    graph_cut_choice,
+    refiner_choice,
+)
 from segany.data.images import load_image
 from segany.errors import CheckpointError, InputError
 from segany.visualize import overlay_masks, save_png
@@ -165,9 +170,7 @@ def run(args: argparse.Namespace) -> int:
             "masks will be meaningless",
             file=sys.stderr,
         )
-    predictor = segany.Predictor(
-        model, refiner=refiner, graph_cut=None if args.graph_cut == "none" else "auto"
-    )
+    predictor = segany.Predictor(model, refiner=refiner, graph_cut=graph_cut_choice(args.graph_cut))
     predictor.set_image(image)
     results = _predict(predictor, points, labels, boxes, multimask=not args.single_mask)
 

@@ -126,8 +126,8 @@ class GraphCut:
         scale = min(1.0, self.max_side / max(seeds.shape)) if self.max_side else 1.0
         if scale < 1.0:  # a large crop: cut at a lower resolution, edges come back smooth
             small = (max(2, round(seeds.shape[1] * scale)), max(2, round(seeds.shape[0] * scale)))
-            crop = cv2.resize(crop, small, interpolation=cv2.INTER_AREA).astype(np.uint8)
-            seeds = cv2.resize(seeds, small, interpolation=cv2.INTER_NEAREST).astype(np.uint8)
+            crop = np.asarray(cv2.resize(crop, small, interpolation=cv2.INTER_AREA), np.uint8)
+            seeds = np.asarray(cv2.resize(seeds, small, interpolation=cv2.INTER_NEAREST), np.uint8)
         if points is not None and labels is not None:
             for (x, y), label in zip(points, labels, strict=True):
                 col, row = int((x - cx0) * scale), int((y - cy0) * scale)

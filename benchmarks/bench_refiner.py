@@ -1,7 +1,8 @@
-"""What the mask stages cost per prompt: the bundled model's decoder, + refiner, + graph cut.
+"""What the mask stages cost per prompt: the bundled model's decoder, + refiner, + graph
+cut, + ranker.
 
 Medians over held-out scenes (a click on an object: 3 masks; its tight box: 1 mask), the
-three predictors interleaved so that all see the same machine load; the embedding is
+four predictors interleaved so that all see the same machine load; the embedding is
 cached, so the times are the prompt's alone (decoder, refiner, upscaling, graph cut).
 
     .venv/bin/python benchmarks/bench_refiner.py --scenes 10 --threads 2
@@ -32,7 +33,8 @@ def main() -> None:
     predictors = {
         "decoder only": segany.Predictor(model, refiner=None, graph_cut=None),
         "with refiner": segany.Predictor(model, graph_cut=None),
-        "refiner + graph cut": segany.Predictor(model),  # the default pipeline
+        "refiner + graph cut": segany.Predictor(model, ranker=None),
+        "+ ranker (default)": segany.Predictor(model),  # the default pipeline
     }
     times: dict[str, dict[str, list[float]]] = {n: {"click": [], "box": []} for n in predictors}
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
@@ -53,7 +55,7 @@ def main() -> None:
         name: {kind: round(1000 * float(np.median(v)), 2) for kind, v in kinds.items()}
         for name, kinds in times.items()
     }
-    for name in ("with refiner", "refiner + graph cut"):
+    for name in list(predictors)[1:]:
         result[f"ratio, {name}"] = {
             kind: round(result[name][kind] / result["decoder only"][kind], 2)
             for kind in ("click", "box")

@@ -14,7 +14,7 @@ from .errors import CheckpointError, DownloadError, InputError, SegAnyError
 from .everything import MaskGenerator
 from .loading import load_model
 from .predictor import Prediction, Predictor
-from .refiners import load_refiner
+from .refiners import load_ranker, load_refiner
 from .registry import get_spec, list_models
 
 __version__ = "0.1.0"
@@ -31,5 +31,6 @@ __all__ = [
     "get_spec",
     "list_models",
     "load_model",
+    "load_ranker",
     "load_refiner",
 ]

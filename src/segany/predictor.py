@@ -15,6 +15,7 @@ from PIL import Image
 from . import engine
 from .data.images import load_image
 from .models.graph_cut import GraphCut
+from .models.ranker import CANDIDATES, MaskRanker
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .prompts import Prompts, check_prompts
@@ -26,7 +27,8 @@ class Prediction:
     """Masks for one prompt (or one per box).
 
     masks: CxHxW bool at the original image size (BxCxHxW when boxes were a Bx4 array);
-    scores: C predicted IoU (BxC); low_res_logits: Cxhxw logits (BxCxhxw), h = w = 256
+    scores: C predicted IoU (BxC; the ranker's, of the snapped masks, when one is used);
+    low_res_logits: Cxhxw logits (BxCxhxw), h = w = 256
     for the published models, ready to be passed back as ``mask_input``.
     """
 
@@ -63,6 +65,11 @@ class Predictor:
         colour edges with GrabCut seeded by the mask (:mod:`segany.models.graph_cut`;
         predicted IoU and low-res logits unchanged, ``return_logits`` masks untouched).
         "auto" (default): on for registered weights that ask for it (the bundled model).
+      ranker (MaskRanker | "auto" | None): with graph cut on and 3 masks per prompt, the
+        scores become the ranker's predicted IoU of the *snapped* masks
+        (:mod:`segany.models.ranker`), so the best-scored mask is the one most likely
+        right after snapping. "auto" (default): the ranker registered with the model's
+        weights, if any; None: the decoder's scores.
     """
 
     def __init__(
@@ -73,6 +80,7 @@ class Predictor:
         box_batch_size: int = 4,
         refiner: MaskRefiner | str | None = "auto",
         graph_cut: GraphCut | str | None = "auto",
+        ranker: MaskRanker | str | None = "auto",
     ) -> None:
         if not isinstance(model, Sam) and not hasattr(model, "decode_prompts"):
             raise TypeError(f"Predictor needs a segany Sam model, got {type(model).__name__}")
@@ -92,6 +100,13 @@ class Predictor:
 
             graph_cut = registered_graph_cut(model)
         self.graph_cut = graph_cut
+        if isinstance(ranker, str):
+            if ranker != "auto":
+                raise ValueError(f"ranker must be a MaskRanker, 'auto' or None; got {ranker!r}")
+            from .refiners import registered_ranker
+
+            ranker = registered_ranker(model)
+        self.ranker = ranker.eval() if ranker is not None else None
         self.model = model.eval()
         self.transform = ResizeLongestSide(model.image_size)
         self.cache_size = cache_size
@@ -216,9 +231,16 @@ class Predictor:
             coords, labels, boxes, masks, multimask, return_logits
         )
         found = out_masks.cpu().numpy()
+        ious = scores.float().cpu().numpy()
         if not return_logits:
-            found = self._snap(found, prompts, start)
-        return found, scores.float().cpu().numpy(), logits.cpu().numpy()
+            ranking = self.ranker is not None and self.graph_cut is not None
+            ranking = ranking and found.shape[1] == CANDIDATES
+            snapped = self._snap(found.copy() if ranking else found, prompts, start)
+            if ranking and self.ranker is not None:
+                triples = zip(ious, found, snapped, strict=True)
+                ious = np.stack([self.ranker.rank(*triple) for triple in triples])
+            found = snapped
+        return found, ious, logits.cpu().numpy()
 
     def _snap(self, masks: np.ndarray, prompts: Prompts, start: int) -> np.ndarray:
         """BxCxHxW masks of the prompts from ``start``, snapped by the graph cut, if any."""

@@ -1,5 +1,5 @@
 """The mask stages after the decoder: the refiner registered for a model's weights (or a
-user's file) and its graph-cut snapping."""
+user's file), its graph-cut snapping and the ranker of the snapped masks."""
 
 from __future__ import annotations
 
@@ -7,11 +7,18 @@ from pathlib import Path
 
 from .loading import bundled_asset, load_part
 from .models.graph_cut import GraphCut
+from .models.ranker import MaskRanker
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .registry import DEFAULT_MODEL, get_spec
 
-__all__ = ["load_refiner", "registered_graph_cut", "registered_refiner"]
+__all__ = [
+    "load_ranker",
+    "load_refiner",
+    "registered_graph_cut",
+    "registered_ranker",
+    "registered_refiner",
+]
 
 
 def load_refiner(model_name: str | None = None, path: str | Path | None = None) -> MaskRefiner:
@@ -42,3 +49,19 @@ def registered_graph_cut(model: object) -> GraphCut | None:
     if not isinstance(model, Sam) or not model.registered_weights:
         return None
     return GraphCut() if get_spec(model.name).graph_cut else None
+
+
+def load_ranker(model_name: str | None = None, path: str | Path | None = None) -> MaskRanker:
+    """The mask ranker in ``path``, else the one registered for ``model_name`` (files read
+    as in :func:`load_refiner`)."""
+    if path is None:
+        spec = get_spec(model_name or DEFAULT_MODEL)
+        path = bundled_asset(spec.ranker, "mask ranker", spec.name)
+    return load_part(path, MaskRanker.from_state_dict, "mask ranker")
+
+
+def registered_ranker(model: object) -> MaskRanker | None:
+    """The ranker trained with ``model``'s registered weights and stages, if any."""
+    if not isinstance(model, Sam) or not model.registered_weights:
+        return None
+    return load_ranker(model.name) if get_spec(model.name).ranker is not None else None

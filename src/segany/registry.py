@@ -39,6 +39,7 @@ class ModelSpec:
     prompt_head: WeightsInfo | None = None  # object-aware SegEvery's box head, if trained
     refiner: WeightsInfo | None = None  # colour-model mask refiner trained on these weights
     graph_cut: bool = False  # snap its masks to colour edges by default (models.graph_cut)
+    ranker: WeightsInfo | None = None  # picks among a click's snapped masks (models.ranker)
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -179,6 +180,10 @@ _SHAPES_HEAD_SIZE = 781_452
 _SHAPES_REFINER_FILE = "segany_shapes_refiner.safetensors"
 _SHAPES_REFINER_SHA256 = "ecb479b54fdbd5f4581d6bf9b87563348a23eeecd2ed4ae9f72f7747e67420cc"
 _SHAPES_REFINER_SIZE = 255_332
+# Its ranker of a click's snapped masks, trained on the frozen pipeline (segany train ranker).
+_SHAPES_RANKER_FILE = "segany_shapes_ranker.safetensors"
+_SHAPES_RANKER_SHA256 = "5877e7ed45fb2df1b28359da0c42fd35951ec2e81702626a9d99952937c0ab5a"
+_SHAPES_RANKER_SIZE = 23_020
 
 
 def _bundled(filename: str, sha256: str, size: int) -> WeightsInfo:
@@ -198,6 +203,7 @@ register_model(
         prompt_head=_bundled(_SHAPES_HEAD_FILE, _SHAPES_HEAD_SHA256, _SHAPES_HEAD_SIZE),
         refiner=_bundled(_SHAPES_REFINER_FILE, _SHAPES_REFINER_SHA256, _SHAPES_REFINER_SIZE),
         graph_cut=True,
+        ranker=_bundled(_SHAPES_RANKER_FILE, _SHAPES_RANKER_SHA256, _SHAPES_RANKER_SIZE),
     )
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import segany
 from segany.models import build_sam
@@ -87,6 +88,7 @@ def test_nothing_to_seed_leaves_the_mask_alone() -> None:
 
 def test_predictor_snaps_masks_only_for_weights_that_ask() -> None:
     assert get_spec("segany_shapes").graph_cut
+    torch.manual_seed(0)  # (a random mask wholly outside the box would be left alone)
     random = build_sam(TINY)
     assert segany.Predictor(random).graph_cut is None  # random weights: not asked for
     with pytest.raises(ValueError, match="graph_cut must be"):
@@ -105,3 +107,17 @@ def test_predictor_snaps_masks_only_for_weights_that_ask() -> None:
     assert not outs[1].masks[..., :35].any(), "snapped masks stay in the box's region"
     logits = snapping.predict(box=box, return_logits=True)
     assert logits.masks.dtype != bool  # logits are the model's, never snapped
+
+
+def test_the_cut_does_not_depend_on_opencv_random_state() -> None:
+    """GrabCut starts its colour models with k-means++ on OpenCV's global RNG: the same
+    input must give the same mask whatever drew from that RNG before."""
+    import cv2
+
+    image, disk = _disk_scene(3)
+    rough = np.zeros_like(disk)
+    rough[20:100, 30:130] = True  # a loose seed, so the mixture's start matters
+    cut = GraphCut(iterations=1)
+    first = cut(image, rough, np.array([[80.0, 60.0]]), np.array([1]))
+    cv2.randu(np.zeros(1000), 0, 1)  # advance OpenCV's RNG
+    np.testing.assert_array_equal(cut(image, rough, np.array([[80.0, 60.0]]), np.array([1])), first)

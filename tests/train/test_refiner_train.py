@@ -1,4 +1,4 @@
-"""Training the mask refiner on a frozen model, and its CLI."""
+"""Training the mask refiner and the mask ranker on a frozen model, and their CLI."""
 
 from __future__ import annotations
 
@@ -96,6 +96,9 @@ def test_cli_trains_saves_and_refuses_to_overwrite(
         (["train", "refiner", "-o", "x", "--steps", "0"], "--steps: must be at least 1"),
         (["eval", "--refiner", "/no/such.safetensors"], "is not 'auto', 'none' or a file"),
         (["eval", "--refiner", "none", "proposals"], "--refiner is an option of the promptable"),
+        (["train", "ranker", "-o", "x", "--seed", "1"], "must not see the evaluation's scenes"),
+        (["eval", "--ranker", "/no/such.safetensors"], "--ranker: /no/such.safetensors is not"),
+        (["eval", "--ranker", "none", "proposals"], "--ranker is an option of the promptable"),
     ],
 )
 def test_cli_refuses_bad_arguments(
@@ -104,3 +107,28 @@ def test_cli_refuses_bad_arguments(
     assert main([*argv, "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def load_tiny(name=None, checkpoint=None, **kwargs):  # TINY is not registered
+        torch.manual_seed(0)
+        return build_sam(TINY)
+
+    monkeypatch.setattr(segany, "load_model", load_tiny)
+    out = tmp_path / "run"
+    argv = ["train", "ranker", "-o", str(out), "--scenes", "1", "--epochs", "2"]
+    assert main([*argv, "--eval-scenes", "1", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["with_ranker"]) == {"centre", "random", "clicks_3"}
+    assert summary["scenes"] == 1 and summary["seed"] == 7
+    ranker = segany.load_ranker(path=out / "ranker.safetensors")
+    assert ranker.config.hidden == 64
+    assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").open()] == [1, 2]
+    before = (out / "ranker.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "exists; pass --overwrite" in err and len(err.splitlines()) == 1
+    assert (out / "ranker.safetensors").read_bytes() == before

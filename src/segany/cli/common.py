@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, TypeVar
 
 from segany.errors import InputError
-
-if TYPE_CHECKING:
-    from segany.models.refiner import MaskRefiner
 
 C = TypeVar("C")
 
@@ -65,8 +63,8 @@ def positive_float(text: str) -> float:
 
 
 def add_mask_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--refiner auto|none|PATH`` and ``--graph-cut auto|none``: the stages after the
-    decoder (see Predictor)."""
+    """``--refiner auto|none|PATH``, ``--graph-cut auto|none`` and ``--ranker
+    auto|none|PATH``: the stages after the decoder (see Predictor)."""
     parser.add_argument(
         "--refiner",
         metavar="auto|none|PATH",
@@ -81,23 +79,33 @@ def add_mask_stage_arguments(parser: argparse.ArgumentParser) -> None:
         help="snap masks to colour edges with a graph cut: 'auto' (when the model's "
         "registry entry asks for it, as the bundled model's does) or 'none'",
     )
+    parser.add_argument(
+        "--ranker",
+        metavar="auto|none|PATH",
+        default="auto",
+        help="score a click's snapped masks with a ranker: 'auto' (the one trained with the "
+        "model's weights, if any), 'none' (the decoder's scores), or a ranker file",
+    )
 
 
-def refiner_choice(value: str) -> MaskRefiner | str | None:
-    """What to pass as ``Predictor(refiner=...)`` for a ``--refiner`` value."""
-    if value in ("auto", "none"):
-        return None if value == "none" else "auto"
-    from segany.refiners import load_refiner
+def mask_stages(args: argparse.Namespace) -> dict[str, Any]:
+    """``Predictor`` keyword arguments (refiner, graph_cut, ranker) for the options of
+    :func:`add_mask_stage_arguments`; a value that is no choice nor a file: ``InputError``."""
+    from segany.refiners import load_ranker, load_refiner
 
-    path = Path(value)
-    if not path.is_file():
-        raise InputError(f"--refiner: {value} is not 'auto', 'none' or a file")
-    return load_refiner(path=path)
+    def part(value: str, flag: str, load: Callable[..., Any]) -> Any:
+        if value in ("auto", "none"):
+            return None if value == "none" else "auto"
+        path = Path(value)
+        if not path.is_file():
+            raise InputError(f"{flag}: {value} is not 'auto', 'none' or a file")
+        return load(path=path)
 
-
-def graph_cut_choice(value: str) -> str | None:
-    """What to pass as ``Predictor(graph_cut=...)`` for a ``--graph-cut`` value."""
-    return None if value == "none" else "auto"
+    return {
+        "refiner": part(args.refiner, "--refiner", load_refiner),
+        "graph_cut": None if args.graph_cut == "none" else "auto",
+        "ranker": part(args.ranker, "--ranker", load_ranker),
+    }
 
 
 def output_file(out: Path, name: str, overwrite: bool) -> Path:

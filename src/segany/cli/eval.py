@@ -14,10 +14,9 @@ from typing import Any
 from segany.cli import eval_proposals
 from segany.cli.common import (
     add_mask_stage_arguments,
-    graph_cut_choice,
+    mask_stages,
     non_negative_int,
     positive_int,
-    refiner_choice,
 )
 
 __all__ = ["format_table", "register", "run"]
@@ -78,19 +77,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json is not None and not args.json.parent.is_dir():
         raise InputError(f"--json: folder {args.json.parent} does not exist")
-    refiner = refiner_choice(args.refiner)
+    stages = mask_stages(args)
     model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
-    predictor = segany.Predictor(
-        model, cache_size=0, refiner=refiner, graph_cut=graph_cut_choice(args.graph_cut)
-    )
+    predictor = segany.Predictor(model, cache_size=0, **stages)
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
     chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",
                   disable=args.quiet)  # fmt: skip
     rows = evaluate_promptable(predictor, chosen, args.clicks, args.seed)
     table = summarize(rows)
-    used = {"refiner": predictor.refiner, "graph cut": predictor.graph_cut}
-    stages = [name for name, stage in used.items() if stage is not None]
-    after = " + ".join(stages) if stages else "decoder only"
+    used: dict[str, object] = {"refiner": predictor.refiner, "graph cut": predictor.graph_cut}
+    if predictor.graph_cut is not None:
+        used["ranker"] = predictor.ranker
+    after = " + ".join(name for name, stage in used.items() if stage is not None) or "decoder only"
     scenes, objects = args.scenes, len(rows)
     print(f"model {model.name} ({after}): {scenes} held-out scenes, {objects} objects")
     print(format_table(table))
@@ -101,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
                     "model": model.name,
                     "refiner": predictor.refiner is not None,
                     "graph_cut": predictor.graph_cut is not None,
+                    "ranker": predictor.graph_cut is not None and predictor.ranker is not None,
                     "table": table,
                 },
                 indent=2,

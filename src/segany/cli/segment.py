@@ -26,8 +26,7 @@ import segany
 from segany.cli.common import (
     add_mask_stage_arguments,
     add_model_arguments,
-    graph_cut_choice,
-    refiner_choice,
+    mask_stages,
 )
 from segany.data.images import load_image
 from segany.errors import CheckpointError, InputError
@@ -161,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         what = "is a directory" if checkpoint.is_dir() else "does not exist"
         raise CheckpointError(f"Checkpoint file '{checkpoint}' {what}.")
 
-    refiner = refiner_choice(args.refiner)
+    stages = mask_stages(args)
     image = load_image(args.image)  # fail on a bad image before the slow model load
     model = segany.load_model(name=args.model, checkpoint=checkpoint, mode=args.mode)
     if getattr(model, "is_random", False):
@@ -170,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             "masks will be meaningless",
             file=sys.stderr,
         )
-    predictor = segany.Predictor(model, refiner=refiner, graph_cut=graph_cut_choice(args.graph_cut))
+    predictor = segany.Predictor(model, **stages)
     predictor.set_image(image)
     results = _predict(predictor, points, labels, boxes, multimask=not args.single_mask)
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from segany.cli import train_prompt_head, train_refiner
+from segany.cli import train_prompt_head, train_ranker, train_refiner
 from segany.cli.common import non_negative_int, positive_float, positive_int
 from segany.errors import InputError
 
@@ -59,9 +59,10 @@ def register(commands: Any) -> None:
     group.add_argument("--overwrite", action="store_true", help="start OUT afresh")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
-    more = parser.add_subparsers(title="other training", metavar="{prompt-head,refiner}")
+    more = parser.add_subparsers(title="other training", metavar="{prompt-head,refiner,ranker}")
     train_prompt_head.register(more)
     train_refiner.register(more)
+    train_ranker.register(more)
 
 
 def run(args: argparse.Namespace) -> int:

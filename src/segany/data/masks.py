@@ -54,3 +54,9 @@ def interior_point(mask: np.ndarray) -> tuple[float, float]:
     crop[1:-1, 1:-1] = mask[y0:y1, x0:x1]
     point = interior_points(torch.from_numpy(crop)[None])[0]
     return float(point[0]) - 1 + x0, float(point[1]) - 1 + y0
+
+
+def binary_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two HxW bool masks (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0

@@ -18,18 +18,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..data.masks import binary_iou as iou
 from ..data.masks import interior_point
 from ..data.scenes import Scene
 from ..predictor import Predictor
 
 PROMPT_TYPES = ("centre", "centre_oracle", "random", "box", "noisy_box", "box_fill")
 SIZE_BINS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, float("inf")))
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two HxW bool masks (1.0 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def box_fill(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -137,6 +137,7 @@ class GraphCut:
             return mask
         background, foreground = np.zeros((1, 65)), np.zeros((1, 65))  # GMM scratch space
         unused_rect = (0, 0, 1, 1)  # (the seeds, not a rectangle, start the cut)
+        cv2.setRNGSeed(0)  # GrabCut's k-means++ start draws from OpenCV's global RNG
         try:
             cv2.grabCut(crop, seeds, unused_rect, background, foreground, self.iterations,
                         cv2.GC_INIT_WITH_MASK)  # fmt: skip

@@ -1,0 +1,138 @@
+"""Training the :class:`~segany.models.ranker.MaskRanker` on a frozen pipeline.
+
+For every object of generated training scenes, two single clicks (the object's most
+interior pixel, as the evaluation's centre click, and a uniformly random pixel of it) go
+through the model and its refiner (3 candidates each); every candidate is snapped by the
+graph cut; the example is the candidates' :func:`ranking_features` and the target the
+IoU of each snapped mask with the object. The ranker then regresses those IoUs (MSE on
+the sigmoid), so its output stays a predicted IoU and its argmax picks the mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data.masks import binary_iou, interior_point
+from ..data.scenes import EVAL_BASE_SEED, SceneDataset
+from ..errors import InputError
+from ..models.graph_cut import GraphCut
+from ..models.ranker import MaskRanker, RankerConfig, ranking_features
+from ..predictor import Predictor
+
+__all__ = ["RankerTrainConfig", "collect_ranking_examples", "fit_ranker", "train_ranker"]
+
+
+@dataclass(frozen=True)
+class RankerTrainConfig:
+    """Options of :func:`train_ranker`: ``scenes`` training scenes of base seed ``seed``
+    (never the evaluation's), then ``epochs`` over their examples."""
+
+    scenes: int = 600
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 1e-3
+    hidden: int = 64
+    seed: int = 7
+
+    def __post_init__(self) -> None:
+        for name in ("scenes", "epochs", "batch_size", "hidden"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise InputError(f"lr must be positive, got {self.lr}")
+        if self.seed == EVAL_BASE_SEED or self.seed < 0:
+            raise InputError(
+                f"seed {self.seed} is not allowed: the ranker must not see the evaluation's "
+                f"scenes (base seed {EVAL_BASE_SEED})"
+            )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def collect_ranking_examples(
+    predictor: Predictor, graph_cut: GraphCut, scenes: SceneDataset, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features Nx18 and targets Nx3 (IoU of each snapped candidate with the object).
+
+    ``predictor`` must not snap (``graph_cut=None``): the cut is applied here, so the
+    masks before and after it are both at hand.
+    """
+    if predictor.graph_cut is not None:
+        raise ValueError("collect_ranking_examples needs a Predictor with graph_cut=None")
+    features, targets = [], []
+    for index in tqdm(range(len(scenes)), unit="scene", disable=not progress):
+        scene = scenes[index]
+        predictor.set_image(scene.image)
+        rng = np.random.default_rng(index)
+        for truth in scene.masks:
+            ys, xs = np.nonzero(truth)
+            pick = rng.integers(len(ys))
+            for point in (interior_point(truth), (xs[pick] + 0.5, ys[pick] + 0.5)):
+                points, labels = np.array([point], dtype=np.float64), np.array([1])
+                out = predictor.predict(points=points, labels=labels)
+                snapped = np.stack([graph_cut(scene.image, m, points, labels) for m in out.masks])
+                features.append(ranking_features(out.scores, out.masks, snapped))
+                targets.append([binary_iou(m, truth) for m in snapped])
+    return np.stack(features), np.asarray(targets, dtype=np.float32)
+
+
+def fit_ranker(
+    features: np.ndarray,
+    targets: np.ndarray,
+    config: RankerTrainConfig = RankerTrainConfig(),
+    log: Callable[[dict[str, float]], object] | None = None,
+) -> MaskRanker:
+    """A ranker fitted to Nx18 ``features`` and Nx3 ``targets`` (eval mode out).
+
+    ``log`` receives per epoch the mean squared error and the mean target IoU of the
+    mask the ranker picks (on the training examples).
+    """
+    if len(features) == 0:
+        raise InputError("no examples to fit the ranker on (scenes without objects?)")
+    torch.manual_seed(config.seed)
+    ranker = MaskRanker(RankerConfig(hidden=config.hidden))
+    x = torch.from_numpy(np.asarray(features, dtype=np.float32))
+    y = torch.from_numpy(np.asarray(targets, dtype=np.float32))
+    ranker.mean.copy_(x.mean(0))
+    ranker.std.copy_(x.std(0, unbiased=False) + 1e-6)
+    optimizer = torch.optim.AdamW(
+        ranker.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs)
+    ranker.train()
+    for epoch in range(config.epochs):
+        order = torch.randperm(len(x))
+        total = 0.0
+        for start in range(0, len(x), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            loss = ((ranker(x[batch]) - y[batch]) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+        schedule.step()
+        if log is not None:
+            with torch.no_grad():
+                picked = y[torch.arange(len(y)), ranker(x).argmax(1)].mean()
+            log({"epoch": epoch + 1, "mse": total / len(x), "picked_iou": float(picked)})
+    return ranker.eval()
+
+
+def train_ranker(
+    predictor: Predictor,
+    graph_cut: GraphCut,
+    config: RankerTrainConfig = RankerTrainConfig(),
+    progress: bool = True,
+    log: Callable[[dict[str, float]], object] | None = None,
+) -> MaskRanker:
+    """Collect examples on ``config.scenes`` training scenes, then fit a ranker."""
+    scenes = SceneDataset(config.scenes, config.seed)
+    features, targets = collect_ranking_examples(predictor, graph_cut, scenes, progress)
+    return fit_ranker(features, targets, config, log)

@@ -101,9 +101,12 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             raise state["load_error"]
         return state["model"]
 
-    def predictor(model: Any, refiner: Any = "auto", graph_cut: Any = "auto") -> _FakePredictor:
+    def predictor(
+        model: Any, refiner: Any = "auto", graph_cut: Any = "auto", ranker: Any = "auto"
+    ) -> _FakePredictor:
         state["refiner"] = refiner
         state["graph_cut"] = graph_cut
+        state["ranker"] = ranker
         pred = _FakePredictor(model, error=state["error"])
         state["predictor"] = pred
         return pred
@@ -376,6 +379,8 @@ def test_mask_stage_choices_reach_the_predictor(
     assert main([*args, "--refiner", "none"]) == 0 and fake["refiner"] is None
     assert fake["graph_cut"] == "auto"
     assert main([*args, "--graph-cut", "none"]) == 0 and fake["graph_cut"] is None
+    assert fake["ranker"] == "auto"
+    assert main([*args, "--ranker", "none"]) == 0 and fake["ranker"] is None
     capsys.readouterr()
     assert main([*args, "--graph-cut", "always"]) == 2
     assert "invalid choice: 'always'" in capsys.readouterr().err

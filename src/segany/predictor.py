@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +22,8 @@ from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .prompts import Prompts, check_prompts
 from .transforms import ResizeLongestSide
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,28 +88,16 @@ class Predictor:
     ) -> None:
         if not isinstance(model, Sam) and not hasattr(model, "decode_prompts"):
             raise TypeError(f"Predictor needs a segany Sam model, got {type(model).__name__}")
-        if isinstance(refiner, str):
-            if refiner != "auto":
-                raise ValueError(f"refiner must be a MaskRefiner, 'auto' or None; got {refiner!r}")
-            from .refiners import registered_refiner  # (imports the registry)
+        from . import refiners  # (imports the registry)
 
-            refiner = registered_refiner(model)
+        refiner = _stage(refiner, "refiner", "MaskRefiner", refiners.registered_refiner, model)
         if refiner is not None and engine.mode_of(model) == "fast":  # type: ignore[arg-type]
             refiner = copy.deepcopy(refiner).to(torch.bfloat16)  # 1.35x; masks agree at 0.999
         self.refiner = refiner.eval() if refiner is not None else None
-        if isinstance(graph_cut, str):
-            if graph_cut != "auto":
-                raise ValueError(f"graph_cut must be a GraphCut, 'auto' or None; got {graph_cut!r}")
-            from .refiners import registered_graph_cut
-
-            graph_cut = registered_graph_cut(model)
-        self.graph_cut = graph_cut
-        if isinstance(ranker, str):
-            if ranker != "auto":
-                raise ValueError(f"ranker must be a MaskRanker, 'auto' or None; got {ranker!r}")
-            from .refiners import registered_ranker
-
-            ranker = registered_ranker(model)
+        self.graph_cut = _stage(
+            graph_cut, "graph_cut", "GraphCut", refiners.registered_graph_cut, model
+        )
+        ranker = _stage(ranker, "ranker", "MaskRanker", refiners.registered_ranker, model)
         self.ranker = ranker.eval() if ranker is not None else None
         self.model = model.eval()
         self.transform = ResizeLongestSide(model.image_size)
@@ -334,6 +326,22 @@ class Predictor:
         return engine.decode_prompts_above(
             self.model, current.features, point_coords, point_labels, multimask_output, min_iou
         )
+
+
+def _stage(
+    value: T | str | None,
+    name: str,
+    kind: str,
+    registered: Callable[[object], T | None],
+    model: object,
+) -> T | None:
+    """A mask-stage argument resolved: the stage given, None, or for "auto" the one
+    ``registered`` finds for ``model``; any other string raises ``ValueError``."""
+    if not isinstance(value, str):
+        return value
+    if value != "auto":
+        raise ValueError(f"{name} must be a {kind}, 'auto' or None; got {value!r}")
+    return registered(model)
 
 
 def _image_key(image: np.ndarray) -> str:

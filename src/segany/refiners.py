@@ -10,7 +10,7 @@ from .models.graph_cut import GraphCut
 from .models.ranker import MaskRanker
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
-from .registry import DEFAULT_MODEL, get_spec
+from .registry import DEFAULT_MODEL, ModelSpec, get_spec
 
 __all__ = [
     "load_ranker",
@@ -33,22 +33,25 @@ def load_refiner(model_name: str | None = None, path: str | Path | None = None) 
     return load_part(path, MaskRefiner.from_state_dict, "mask refiner")
 
 
-def registered_refiner(model: object) -> MaskRefiner | None:
-    """The refiner trained with ``model``'s weights: only for a :class:`Sam` that
-    :func:`segany.load_model` filled with its registered weights, when one is registered."""
+def _registered_spec(model: object) -> ModelSpec | None:
+    """The registry entry of a :class:`Sam` that :func:`segany.load_model` filled with its
+    registered weights (the stages registered beside them were trained on them); else None."""
     if not isinstance(model, Sam) or not model.registered_weights:
         return None
-    if get_spec(model.name).refiner is None:
-        return None
-    return load_refiner(model.name)
+    return get_spec(model.name)
+
+
+def registered_refiner(model: object) -> MaskRefiner | None:
+    """The refiner trained with ``model``'s registered weights, if one is registered."""
+    spec = _registered_spec(model)
+    return load_refiner(spec.name) if spec is not None and spec.refiner is not None else None
 
 
 def registered_graph_cut(model: object) -> GraphCut | None:
     """Graph-cut snapping, for a :class:`Sam` with registered weights whose registry entry
     asks for it (masks that do not follow colour edges by themselves); else None."""
-    if not isinstance(model, Sam) or not model.registered_weights:
-        return None
-    return GraphCut() if get_spec(model.name).graph_cut else None
+    spec = _registered_spec(model)
+    return GraphCut() if spec is not None and spec.graph_cut else None
 
 
 def load_ranker(model_name: str | None = None, path: str | Path | None = None) -> MaskRanker:
@@ -62,6 +65,5 @@ def load_ranker(model_name: str | None = None, path: str | Path | None = None) -
 
 def registered_ranker(model: object) -> MaskRanker | None:
     """The ranker trained with ``model``'s registered weights and stages, if any."""
-    if not isinstance(model, Sam) or not model.registered_weights:
-        return None
-    return load_ranker(model.name) if get_spec(model.name).ranker is not None else None
+    spec = _registered_spec(model)
+    return load_ranker(spec.name) if spec is not None and spec.ranker is not None else None

@@ -67,14 +67,21 @@ def test_the_stride_must_match_the_model_grid() -> None:
         train_refiner(build_sam(TINY), RefinerTrainConfig(steps=1), refiner, progress=False)
 
 
-def test_cli_trains_saves_and_refuses_to_overwrite(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def load_tiny(name=None, checkpoint=None, **kwargs):  # TINY is not registered
+@pytest.fixture
+def tiny_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``segany.load_model`` gives a seeded TINY model (not a registered one)."""
+
+    def load_tiny(name=None, checkpoint=None, **kwargs):
         torch.manual_seed(0)
         return build_sam(TINY)
 
     monkeypatch.setattr(segany, "load_model", load_tiny)
+
+
+@pytest.mark.usefixtures("tiny_model")
+def test_cli_trains_saves_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     argv = ["train", "refiner", "-o", str(out), "--steps", "1", "--images-per-step", "1"]
     assert main([*argv, "--eval-scenes", "1", "--quiet"]) == 0
@@ -109,14 +116,10 @@ def test_cli_refuses_bad_arguments(
     assert message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.usefixtures("tiny_model")
 def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def load_tiny(name=None, checkpoint=None, **kwargs):  # TINY is not registered
-        torch.manual_seed(0)
-        return build_sam(TINY)
-
-    monkeypatch.setattr(segany, "load_model", load_tiny)
     out = tmp_path / "run"
     argv = ["train", "ranker", "-o", str(out), "--scenes", "1", "--epochs", "2"]
     assert main([*argv, "--eval-scenes", "1", "--quiet"]) == 0

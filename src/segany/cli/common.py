@@ -123,3 +123,27 @@ def config_from_args(cls: type[C], args: argparse.Namespace, names: tuple[str, .
     """``cls(**settings)`` from the options in ``names`` that were given (others: defaults)."""
     settings = {k: getattr(args, k) for k in names}
     return cls(**{k: v for k, v in settings.items() if v is not None})
+
+
+def held_out_summary(
+    out: Path,
+    summary: dict[str, Any],
+    predictors: dict[str, Any],
+    scenes: int,
+    keys: tuple[str, ...],
+) -> None:
+    """Score each of ``predictors`` (name -> Predictor) on ``scenes`` held-out scenes
+    (the ``keys`` of the promptable evaluation, all objects) into ``summary``; write it to
+    ``out/summary.json`` and print it."""
+    import json
+
+    from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+    from segany.eval import evaluate_promptable, summarize
+
+    chosen = SceneDataset(scenes, EVAL_BASE_SEED)
+    for name, predictor in predictors.items():
+        rows = evaluate_promptable(predictor, (chosen[i] for i in range(scenes)))
+        table = summarize(rows)["all"]
+        summary[name] = {k: table[k] for k in keys}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))

@@ -18,6 +18,7 @@ from typing import Any
 from segany.cli.common import (
     add_model_arguments,
     config_from_args,
+    held_out_summary,
     non_negative_int,
     output_file,
     positive_float,
@@ -58,8 +59,6 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Collect, fit, save, score on held-out scenes with and without the ranker; print JSON."""
     import segany
-    from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
-    from segany.eval import evaluate_promptable, summarize
     from segany.models.graph_cut import GraphCut
     from segany.train.ranker import RankerTrainConfig, train_ranker
     from segany.weights import save_state_dict_file
@@ -79,13 +78,15 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     save_state_dict_file(ranker.export(), target)
     summary: dict[str, Any] = {"model": model.name, "ranker": str(target)} | config.to_dict()
-    if args.eval_scenes:
-        scenes = SceneDataset(args.eval_scenes, EVAL_BASE_SEED)
-        for name, chosen in (("without", None), ("with", ranker)):
-            predictor = segany.Predictor(model, cache_size=0, graph_cut=graph_cut, ranker=chosen)
-            rows = evaluate_promptable(predictor, (scenes[i] for i in range(len(scenes))))
-            table = summarize(rows)["all"]
-            summary[f"{name}_ranker"] = {k: table[k] for k in ("centre", "random", "clicks_3")}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    predictors: dict[str, Any] = (
+        {
+            f"{name}_ranker": segany.Predictor(
+                model, cache_size=0, graph_cut=graph_cut, ranker=chosen
+            )
+            for name, chosen in (("without", None), ("with", ranker))
+        }
+        if args.eval_scenes
+        else {}
+    )
+    held_out_summary(out, summary, predictors, args.eval_scenes, ("centre", "random", "clicks_3"))
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 from segany.cli.common import (
     add_model_arguments,
     config_from_args,
+    held_out_summary,
     non_negative_int,
     output_file,
     positive_float,
@@ -60,8 +61,6 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train, save, score on held-out scenes with and without the refiner; print JSON."""
     import segany
-    from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
-    from segany.eval import evaluate_promptable, summarize
     from segany.refiners import load_refiner
     from segany.train.refiner import RefinerTrainConfig, train_refiner
     from segany.weights import save_state_dict_file
@@ -80,13 +79,13 @@ def run(args: argparse.Namespace) -> int:
     save_state_dict_file(refiner.export(), target)
     summary: dict[str, Any] = {"model": model.name, "refiner": str(target), "init": str(args.init)}
     summary |= config.to_dict()
-    if args.eval_scenes:
-        scenes = SceneDataset(args.eval_scenes, EVAL_BASE_SEED)
-        for name, chosen in (("without", None), ("with", refiner)):
-            predictor = segany.Predictor(model, cache_size=0, refiner=chosen)
-            rows = evaluate_promptable(predictor, (scenes[i] for i in range(len(scenes))))
-            table = summarize(rows)["all"]
-            summary[f"{name}_refiner"] = {k: table[k] for k in ("box", "centre", "clicks_3")}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    predictors: dict[str, Any] = (
+        {
+            f"{name}_refiner": segany.Predictor(model, cache_size=0, refiner=chosen)
+            for name, chosen in (("without", None), ("with", refiner))
+        }
+        if args.eval_scenes
+        else {}
+    )
+    held_out_summary(out, summary, predictors, args.eval_scenes, ("box", "centre", "clicks_3"))
     return 0

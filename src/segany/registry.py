@@ -182,7 +182,7 @@ _SHAPES_REFINER_SHA256 = "ecb479b54fdbd5f4581d6bf9b87563348a23eeecd2ed4ae9f72f77
 _SHAPES_REFINER_SIZE = 255_332
 # Its ranker of a click's snapped masks, trained on the frozen pipeline (segany train ranker).
 _SHAPES_RANKER_FILE = "segany_shapes_ranker.safetensors"
-_SHAPES_RANKER_SHA256 = "5877e7ed45fb2df1b28359da0c42fd35951ec2e81702626a9d99952937c0ab5a"
+_SHAPES_RANKER_SHA256 = "f2ff7f25616b7324d1aa3f921aa71fd0ce0ee9bfc90f54156561b1545926cc3c"
 _SHAPES_RANKER_SIZE = 23_020
 
 

@@ -12,7 +12,7 @@ import segany
 from segany import weights as weights_io
 from segany.cli.eval import format_table
 from segany.cli.main import main
-from segany.data.masks import interior_point
+from segany.data.masks import corrective_click, interior_point
 from segany.data.scenes import SceneConfig, generate_scene
 from segany.eval import evaluate_promptable, summarize
 from segany.eval.promptable import box_fill, iou
@@ -41,6 +41,43 @@ def test_interior_point_is_deepest() -> None:
     assert ring[int(y), int(x)]
 
 
+def test_corrective_click_corrects_the_larger_error() -> None:
+    truth = np.zeros((40, 40), bool)
+    truth[5:35, 5:35] = True
+    assert corrective_click(truth, truth.copy()) is None
+    half = truth.copy()
+    half[5:35, 20:35] = False  # the right half missed: a positive click in it
+    (x, y), label = corrective_click(truth, half)
+    assert label == 1 and truth[int(y), int(x)] and not half[int(y), int(x)]
+    spill = truth.copy()
+    spill[0:40, 0:5] = True  # 160 px wrongly included, nothing missed: a negative click
+    (x, y), label = corrective_click(truth, spill)
+    assert label == 0 and spill[int(y), int(x)] and not truth[int(y), int(x)]
+
+
+class _Recording(segany.Predictor):
+    """A predictor that notes whether each point prompt with mask input asked for 3 masks."""
+
+    calls: list[bool]
+
+    def predict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("mask_input") is not None:
+            self.calls.append(kwargs["multimask"])
+        return super().predict(*args, **kwargs)
+
+
+@pytest.mark.parametrize("click_masks", [1, 3])
+def test_corrective_clicks_answer_with_the_masks_asked_for(click_masks: int) -> None:
+    predictor = _Recording(build_sam(TINY))
+    predictor.calls = []
+    scene = generate_scene(5, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
+    rows = evaluate_promptable(predictor, [scene], clicks=2, click_masks=click_masks)
+    assert predictor.calls and set(predictor.calls) == {click_masks == 3}
+    assert all(0.0 <= row["clicks_2"] <= 1.0 for row in rows)
+    with pytest.raises(ValueError, match="click_masks must be 1 or 3"):
+        evaluate_promptable(predictor, [scene], clicks=1, click_masks=2)
+
+
 def test_evaluate_and_summarize() -> None:
     predictor = segany.Predictor(build_sam(TINY))
     scene = generate_scene(5, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
@@ -66,6 +103,7 @@ def test_evaluate_and_summarize() -> None:
     [
         (["--scenes", "0"], "--scenes: must be at least 1"),
         (["--clicks", "-1"], "--clicks: must be at least 0"),
+        (["--click-masks", "2"], "--click-masks: invalid choice"),
         (["--scenes", "many"], "expected a whole number"),
         (["--model", "nope"], "unknown model 'nope'"),
         (["--checkpoint", "/no/such/file.pt"], "checkpoint not found"),

@@ -12,7 +12,7 @@ from segany.models import build_sam
 from segany.models.graph_cut import GraphCut
 from segany.models.ranker import NUM_FEATURES, MaskRanker, RankerConfig, ranking_features
 from segany.models.refiner import MaskRefiner
-from segany.train.ranker import RankerTrainConfig, fit_ranker
+from segany.train.ranker import RankerTrainConfig, fit_ranker, object_examples
 from segany.weights import save_state_dict_file
 from tests.models.test_graph_cut import _disk_scene
 from tests.test_loading import TINY
@@ -88,11 +88,42 @@ def test_fitting_learns_which_candidate_is_best() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"seed": 1}, "evaluation's scenes"), ({"scenes": 0}, "scenes must be at least 1")],
+    [
+        ({"seed": 1}, "evaluation's scenes"),
+        ({"scenes": 0}, "scenes must be at least 1"),
+        ({"clicks": -1}, "clicks must be at least 0"),
+    ],
 )
 def test_config_refuses_bad_values(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(segany.InputError, match=message):
         RankerTrainConfig(**kwargs)
+
+
+class _Prompts(segany.Predictor):
+    """A predictor that notes each prompt's point count and whether it had mask input."""
+
+    seen: list[tuple[int, bool]]
+
+    def predict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.seen.append((len(kwargs["points"]), kwargs.get("mask_input") is not None))
+        return super().predict(*args, **kwargs)
+
+
+def test_examples_follow_corrective_clicks_with_the_previous_logits() -> None:
+    torch.manual_seed(0)
+    image, disk = _disk_scene()
+    predictor = _Prompts(build_sam(TINY), cache_size=0, graph_cut=None, ranker=None)
+    predictor.seen = []
+    predictor.set_image(image)
+    rng = np.random.default_rng(0)
+    examples = list(object_examples(predictor, GraphCut(), image, disk, rng, clicks=2))
+    # a random click, the centre click, then 2 corrective clicks (a random model's
+    # snapped masks are never exact, so none ends the session early)
+    assert [k for k, _, _ in examples] == [0, 0, 1, 2]
+    assert predictor.seen == [(1, False), (1, False), (2, True), (3, True)]
+    for _, features, ious in examples:
+        assert features.shape == (NUM_FEATURES,) and len(ious) == 3
+        assert all(0.0 <= v <= 1.0 for v in ious)
 
 
 def test_predictor_scores_snapped_masks_with_the_ranker() -> None:

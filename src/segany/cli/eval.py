@@ -41,6 +41,10 @@ def register(commands: Any) -> None:
     source.add_argument("--checkpoint", type=Path, help="weights file")
     parser.add_argument("--scenes", type=positive_int, default=200, help="number of scenes (200)")
     parser.add_argument("--clicks", type=non_negative_int, default=3, help="corrective clicks (3)")
+    parser.add_argument(
+        "--click-masks", type=int, choices=(1, 3), default=3,
+        help="masks answering each corrective click, the best by score kept (3)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=non_negative_int, default=0, help="prompt-noise seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
     chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",
                   disable=args.quiet)  # fmt: skip
-    rows = evaluate_promptable(predictor, chosen, args.clicks, args.seed)
+    rows = evaluate_promptable(predictor, chosen, args.clicks, args.seed, args.click_masks)
     table = summarize(rows)
     used: dict[str, object] = {"refiner": predictor.refiner, "graph cut": predictor.graph_cut}
     if predictor.graph_cut is not None:
@@ -100,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
                     "refiner": predictor.refiner is not None,
                     "graph_cut": predictor.graph_cut is not None,
                     "ranker": predictor.graph_cut is not None and predictor.ranker is not None,
+                    "click_masks": args.click_masks,
                     "table": table,
                 },
                 indent=2,

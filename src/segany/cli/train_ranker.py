@@ -1,8 +1,9 @@
 """``segany train ranker``: train the ranker of a click's snapped masks for a model.
 
 The model and its refiner stay frozen; on generated training scenes every object gets a
-centre click and a random click, each of the 3 masks is snapped by the graph cut, and
-the ranker (segany.models.ranker) learns the IoU of each snapped mask. Writes
+random click and a centre click followed by corrective clicks, each prompt's 3 masks
+are snapped by the graph cut, and the ranker (segany.models.ranker) learns the IoU of
+each snapped mask. Writes
 ``OUT/ranker.safetensors`` (use it as ``--ranker PATH`` in 'segany eval' and 'segany
 segment', or ``Predictor(model, ranker=segany.load_ranker(path=...))``),
 ``OUT/log.jsonl`` and ``OUT/summary.json`` (held-out mIoU with and without it).
@@ -46,6 +47,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--epochs", type=positive_int, help=f"({defaults.epochs})")
     parser.add_argument("--lr", type=positive_float, help=f"({defaults.lr})")
     parser.add_argument(
+        "--clicks", type=non_negative_int,
+        help=f"corrective clicks followed after each centre click ({defaults.clicks})",
+    )  # fmt: skip
+    parser.add_argument(
         "--seed", type=non_negative_int, help=f"training scenes' base seed ({defaults.seed})"
     )
     parser.add_argument(
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     target = output_file(out, RANKER_FILE, args.overwrite)
-    names = ("scenes", "epochs", "lr", "seed")
+    names = ("scenes", "epochs", "lr", "seed", "clicks")
     config = config_from_args(RankerTrainConfig, args, names)
     model = segany.load_model(args.model, checkpoint=args.checkpoint)
     out.mkdir(parents=True, exist_ok=True)

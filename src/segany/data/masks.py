@@ -56,6 +56,20 @@ def interior_point(mask: np.ndarray) -> tuple[float, float]:
     return float(point[0]) - 1 + x0, float(point[1]) - 1 + y0
 
 
+def corrective_click(truth: np.ndarray, mask: np.ndarray) -> tuple[tuple[float, float], int] | None:
+    """The click a user makes to correct ``mask`` towards ``truth`` (HxW bool each).
+
+    The larger error region decides: the most interior pixel of the missed pixels with
+    label 1, or of the extra pixels with label 0. ``None`` when the mask is exact.
+    """
+    missed = truth & ~mask
+    extra = mask & ~truth
+    if not missed.any() and not extra.any():
+        return None
+    positive = missed.sum() >= extra.sum()
+    return interior_point(missed if positive else extra), int(positive)
+
+
 def binary_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two HxW bool masks (1.0 when both are empty)."""
     union = np.logical_or(a, b).sum()

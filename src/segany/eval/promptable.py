@@ -8,7 +8,9 @@ Prompt types (each object of each scene is one target):
   noisy_box    the tight box, each side moved by N(0, 0.1 x side), at most 20 px
   clicks_k     after the centre click, k corrective clicks, each at the most interior
                pixel of the larger error region (missed object: positive; wrongly
-               included: negative), with the previous logits as mask input
+               included: negative), with the previous logits as mask input; the
+               answer is the predictor's pick of its 3 masks (as for the centre
+               click), or its single mask with ``click_masks=1``
   box_fill     baseline without a model: the filled tight box
 """
 
@@ -19,7 +21,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..data.masks import binary_iou as iou
-from ..data.masks import interior_point
+from ..data.masks import corrective_click, interior_point
 from ..data.scenes import Scene
 from ..predictor import Predictor
 
@@ -45,9 +47,19 @@ def _noisy(box: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) ->
 
 
 def evaluate_scene(
-    predictor: Predictor, scene: Scene, clicks: int, rng: np.random.Generator
+    predictor: Predictor,
+    scene: Scene,
+    clicks: int,
+    rng: np.random.Generator,
+    click_masks: int = 3,
 ) -> list[dict[str, float]]:
-    """One row per object of ``scene``: its area and the IoU of every prompt type."""
+    """One row per object of ``scene``: its area and the IoU of every prompt type.
+
+    ``click_masks`` (3 or 1): masks the predictor answers each corrective click with.
+    """
+    if click_masks not in (1, 3):
+        raise ValueError(f"click_masks must be 1 or 3, got {click_masks}")
+    multimask = click_masks == 3
     predictor.set_image(scene.image)
     shape = scene.image.shape[:2]
     boxes = scene.boxes.astype(np.float64)
@@ -73,31 +85,34 @@ def evaluate_scene(
         row["centre_oracle"] = max(iou(m, gt) for m in first.masks)
         mask, logits = first.masks[best], first.low_res_logits[best]
         for k in range(1, clicks + 1):
-            missed = gt & ~mask
-            extra = mask & ~gt
-            if not missed.any() and not extra.any():
+            click = corrective_click(gt, mask)
+            if click is None:
                 row[f"clicks_{k}"] = 1.0
                 continue
-            positive = missed.sum() >= extra.sum()
-            points.append(list(interior_point(missed if positive else extra)))
-            labels.append(1 if positive else 0)
+            points.append(list(click[0]))
+            labels.append(click[1])
             out = predictor.predict(
-                points=points, labels=labels, mask_input=logits[None], multimask=False
+                points=points, labels=labels, mask_input=logits[None], multimask=multimask
             )
-            mask, logits = out.masks[0], out.low_res_logits[0]
+            chosen = int(np.argmax(out.scores))
+            mask, logits = out.masks[chosen], out.low_res_logits[chosen]
             row[f"clicks_{k}"] = iou(mask, gt)
         rows.append(row)
     return rows
 
 
 def evaluate_promptable(
-    predictor: Predictor, scenes: Iterable[Scene], clicks: int = 3, seed: int = 0
+    predictor: Predictor,
+    scenes: Iterable[Scene],
+    clicks: int = 3,
+    seed: int = 0,
+    click_masks: int = 3,
 ) -> list[dict[str, float]]:
     """Rows (one per object, see :func:`evaluate_scene`) over all ``scenes``."""
     rng = np.random.default_rng(seed)
     rows: list[dict[str, float]] = []
     for scene in scenes:
-        rows.extend(evaluate_scene(predictor, scene, clicks, rng))
+        rows.extend(evaluate_scene(predictor, scene, clicks, rng, click_masks))
     return rows
 
 

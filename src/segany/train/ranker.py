@@ -1,30 +1,37 @@
 """Training the :class:`~segany.models.ranker.MaskRanker` on a frozen pipeline.
 
 For every object of generated training scenes, two single clicks (the object's most
-interior pixel, as the evaluation's centre click, and a uniformly random pixel of it) go
-through the model and its refiner (3 candidates each); every candidate is snapped by the
-graph cut; the example is the candidates' :func:`ranking_features` and the target the
-IoU of each snapped mask with the object. The ranker then regresses those IoUs (MSE on
+interior pixel, as the evaluation's centre click, and a uniformly random pixel of it),
+and corrective clicks after the centre one, go through the model and its refiner (3
+candidates each); every candidate is snapped by the graph cut; the example is the
+candidates' :func:`ranking_features` and the target the IoU of each snapped mask with
+the object. The ranker then regresses those IoUs (MSE on
 the sigmoid), so its output stays a predicted IoU and its argmax picks the mask.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.masks import binary_iou, interior_point
+from ..data.masks import binary_iou, corrective_click, interior_point
 from ..data.scenes import EVAL_BASE_SEED, SceneDataset
 from ..errors import InputError
 from ..models.graph_cut import GraphCut
 from ..models.ranker import MaskRanker, RankerConfig, ranking_features
 from ..predictor import Predictor
 
-__all__ = ["RankerTrainConfig", "collect_ranking_examples", "fit_ranker", "train_ranker"]
+__all__ = [
+    "RankerTrainConfig",
+    "collect_ranking_examples",
+    "fit_ranker",
+    "object_examples",
+    "train_ranker",
+]
 
 
 @dataclass(frozen=True)
@@ -39,11 +46,14 @@ class RankerTrainConfig:
     weight_decay: float = 1e-3
     hidden: int = 64
     seed: int = 7
+    clicks: int = 2
 
     def __post_init__(self) -> None:
         for name in ("scenes", "epochs", "batch_size", "hidden"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.clicks < 0:
+            raise InputError(f"clicks must be at least 0, got {self.clicks}")
         if self.lr <= 0:
             raise InputError(f"lr must be positive, got {self.lr}")
         if self.seed == EVAL_BASE_SEED or self.seed < 0:
@@ -56,10 +66,68 @@ class RankerTrainConfig:
         return asdict(self)
 
 
+def _candidates(
+    predictor: Predictor,
+    graph_cut: GraphCut,
+    image: np.ndarray,
+    prompt: tuple[list[tuple[float, float]], list[int], np.ndarray | None],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 3 low-res logits 3xhxw, snapped masks 3xHxW and ranking features (18,) of a
+    prompt (points Nx2, labels N, previous low-res logits hxw or None)."""
+    points, labels, previous = prompt
+    coords = np.array(points, dtype=np.float64)
+    mask_input = None if previous is None else previous[None]
+    out = predictor.predict(points=coords, labels=labels, mask_input=mask_input)
+    snapped = np.stack([graph_cut(image, m, coords, np.array(labels)) for m in out.masks])
+    return out.low_res_logits, snapped, ranking_features(out.scores, out.masks, snapped)
+
+
+def object_examples(
+    predictor: Predictor,
+    graph_cut: GraphCut,
+    image: np.ndarray,
+    truth: np.ndarray,
+    rng: np.random.Generator,
+    clicks: int,
+) -> Iterator[tuple[int, np.ndarray, list[float]]]:
+    """(clicks so far, features (18,), snapped candidates' IoUs (3,)) of one object.
+
+    A random click (0), the centre click (0), then ``clicks`` corrective clicks after
+    it, each from the candidate that is best (or, half of the time, a random one) with
+    that candidate's low-res logits as mask input, as an interactive session does.
+    """
+    ys, xs = np.nonzero(truth)
+    pick = rng.integers(len(ys))
+    _, snapped, features = _candidates(
+        predictor, graph_cut, image, ([(xs[pick] + 0.5, ys[pick] + 0.5)], [1], None)
+    )
+    yield 0, features, [binary_iou(m, truth) for m in snapped]
+    points, labels = [interior_point(truth)], [1]
+    previous = None
+    for k in range(clicks + 1):
+        logits, snapped, features = _candidates(
+            predictor, graph_cut, image, (points, labels, previous)
+        )
+        ious = [binary_iou(m, truth) for m in snapped]
+        yield k, features, ious
+        chosen = int(np.argmax(ious)) if rng.random() < 0.5 else int(rng.integers(len(ious)))
+        click = corrective_click(truth, snapped[chosen])
+        if click is None:
+            return
+        points.append(click[0])
+        labels.append(click[1])
+        previous = logits[chosen]
+
+
 def collect_ranking_examples(
-    predictor: Predictor, graph_cut: GraphCut, scenes: SceneDataset, progress: bool = True
+    predictor: Predictor,
+    graph_cut: GraphCut,
+    scenes: SceneDataset,
+    clicks: int = 2,
+    progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features Nx18 and targets Nx3 (IoU of each snapped candidate with the object).
+    """Features Nx18 and targets Nx3 (IoU of each snapped candidate with the object)
+    from every object's :func:`object_examples`.
 
     ``predictor`` must not snap (``graph_cut=None``): the cut is applied here, so the
     masks before and after it are both at hand.
@@ -72,14 +140,11 @@ def collect_ranking_examples(
         predictor.set_image(scene.image)
         rng = np.random.default_rng(index)
         for truth in scene.masks:
-            ys, xs = np.nonzero(truth)
-            pick = rng.integers(len(ys))
-            for point in (interior_point(truth), (xs[pick] + 0.5, ys[pick] + 0.5)):
-                points, labels = np.array([point], dtype=np.float64), np.array([1])
-                out = predictor.predict(points=points, labels=labels)
-                snapped = np.stack([graph_cut(scene.image, m, points, labels) for m in out.masks])
-                features.append(ranking_features(out.scores, out.masks, snapped))
-                targets.append([binary_iou(m, truth) for m in snapped])
+            for _, feature, target in object_examples(
+                predictor, graph_cut, scene.image, truth, rng, clicks
+            ):
+                features.append(feature)
+                targets.append(target)
     return np.stack(features), np.asarray(targets, dtype=np.float32)
 
 
@@ -134,5 +199,7 @@ def train_ranker(
 ) -> MaskRanker:
     """Collect examples on ``config.scenes`` training scenes, then fit a ranker."""
     scenes = SceneDataset(config.scenes, config.seed)
-    features, targets = collect_ranking_examples(predictor, graph_cut, scenes, progress)
+    features, targets = collect_ranking_examples(
+        predictor, graph_cut, scenes, config.clicks, progress
+    )
     return fit_ranker(features, targets, config, log)

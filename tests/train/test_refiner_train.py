@@ -78,6 +78,16 @@ def tiny_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(segany, "load_model", load_tiny)
 
 
+def _refuses_to_overwrite(argv: list[str], path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Run ``argv`` again without --overwrite: exit 2, one line, ``path`` untouched."""
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "exists; pass --overwrite" in err and len(err.splitlines()) == 1
+    assert path.read_bytes() == before
+
+
 @pytest.mark.usefixtures("tiny_model")
 def test_cli_trains_saves_and_refuses_to_overwrite(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -89,12 +99,7 @@ def test_cli_trains_saves_and_refuses_to_overwrite(
     assert set(summary["with_refiner"]) == {"box", "centre", "clicks_3"}
     assert segany.load_refiner(path=out / "refiner.safetensors").config == RefinerConfig()
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
-    before = (out / "refiner.safetensors").read_bytes()
-    capsys.readouterr()
-    assert main([*argv, "--quiet"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "exists; pass --overwrite" in err and len(err.splitlines()) == 1
-    assert (out / "refiner.safetensors").read_bytes() == before
+    _refuses_to_overwrite(argv, out / "refiner.safetensors", capsys)
 
 
 @pytest.mark.parametrize(
@@ -129,9 +134,4 @@ def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
     ranker = segany.load_ranker(path=out / "ranker.safetensors")
     assert ranker.config.hidden == 64
     assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").open()] == [1, 2]
-    before = (out / "ranker.safetensors").read_bytes()
-    capsys.readouterr()
-    assert main([*argv, "--quiet"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "exists; pass --overwrite" in err and len(err.splitlines()) == 1
-    assert (out / "ranker.safetensors").read_bytes() == before
+    _refuses_to_overwrite(argv, out / "ranker.safetensors", capsys)

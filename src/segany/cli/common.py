@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -128,22 +129,35 @@ def config_from_args(cls: type[C], args: argparse.Namespace, names: tuple[str, .
 def held_out_summary(
     out: Path,
     summary: dict[str, Any],
-    predictors: dict[str, Any],
+    stage: str,
+    predictor_with: Callable[[Any], Any],
+    trained: Any,
     scenes: int,
     keys: tuple[str, ...],
 ) -> None:
-    """Score each of ``predictors`` (name -> Predictor) on ``scenes`` held-out scenes
-    (the ``keys`` of the promptable evaluation, all objects) into ``summary``; write it to
-    ``out/summary.json`` and print it."""
+    """Score ``predictor_with(None)`` and ``predictor_with(trained)`` (Predictors without
+    and with the trained ``stage``) on ``scenes`` held-out scenes (none when 0), the
+    ``keys`` of the promptable evaluation over all objects, into ``summary`` under
+    ``without_<stage>`` and ``with_<stage>``; write it to ``out/summary.json`` and print it."""
     import json
 
     from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
     from segany.eval import evaluate_promptable, summarize
 
     chosen = SceneDataset(scenes, EVAL_BASE_SEED)
-    for name, predictor in predictors.items():
-        rows = evaluate_promptable(predictor, (chosen[i] for i in range(scenes)))
+    for name, part in (("without", None), ("with", trained)) if scenes else ():
+        rows = evaluate_promptable(predictor_with(part), (chosen[i] for i in range(scenes)))
         table = summarize(rows)["all"]
-        summary[name] = {k: table[k] for k in keys}
+        summary[f"{name}_{stage}"] = {k: table[k] for k in keys}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+
+
+@contextmanager
+def jsonl_log(out: Path) -> Iterator[Callable[[dict[str, Any]], object]]:
+    """A writer of one JSON row per line to ``out/log.jsonl``, flushed line by line (to
+    follow a run as it goes)."""
+    import json
+
+    with (out / "log.jsonl").open("w", buffering=1) as log:
+        yield lambda row: log.write(json.dumps(row) + "\n")

@@ -19,6 +19,7 @@ import numpy as np
 from segany.cli.common import (
     add_model_arguments,
     config_from_args,
+    jsonl_log,
     output_file,
     positive_float,
     positive_int,
@@ -93,13 +94,11 @@ def run(args: argparse.Namespace) -> int:
     if not examples:
         raise InputError("no training images found")
     out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "log.jsonl"
-    with log_path.open("w") as log:
+    with jsonl_log(out) as log:
         try:
             head = train_prompt_head(
-                examples, model.image_size, config, progress=progress,
-                log=lambda row: log.write(json.dumps(row) + "\n"), init=init,
-            )  # fmt: skip
+                examples, model.image_size, config, progress=progress, log=log, init=init
+            )
         except ValueError as exc:
             raise InputError(f"--init {args.init}: {exc}") from None
     save_state_dict_file(head.state_dict(), target)

@@ -12,7 +12,6 @@ segment', or ``Predictor(model, ranker=segany.load_ranker(path=...))``),
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from segany.cli.common import (
     add_model_arguments,
     config_from_args,
     held_out_summary,
+    jsonl_log,
     non_negative_int,
     output_file,
     positive_float,
@@ -76,22 +76,13 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     graph_cut = GraphCut()
     collector = segany.Predictor(model, cache_size=0, graph_cut=None, ranker=None)
-    with (out / "log.jsonl").open("w", buffering=1) as log:  # line by line, to follow it
-        ranker = train_ranker(
-            collector, graph_cut, config, progress=not args.quiet,
-            log=lambda row: log.write(json.dumps(row) + "\n"),
-        )  # fmt: skip
+    with jsonl_log(out) as log:
+        ranker = train_ranker(collector, graph_cut, config, progress=not args.quiet, log=log)
     save_state_dict_file(ranker.export(), target)
     summary: dict[str, Any] = {"model": model.name, "ranker": str(target)} | config.to_dict()
-    predictors: dict[str, Any] = (
-        {
-            f"{name}_ranker": segany.Predictor(
-                model, cache_size=0, graph_cut=graph_cut, ranker=chosen
-            )
-            for name, chosen in (("without", None), ("with", ranker))
-        }
-        if args.eval_scenes
-        else {}
-    )
-    held_out_summary(out, summary, predictors, args.eval_scenes, ("centre", "random", "clicks_3"))
+    held_out_summary(
+        out, summary, "ranker",
+        lambda chosen: segany.Predictor(model, cache_size=0, graph_cut=graph_cut, ranker=chosen),
+        ranker, args.eval_scenes, ("centre", "random", "clicks_3"),
+    )  # fmt: skip
     return 0

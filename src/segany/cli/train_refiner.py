@@ -10,7 +10,6 @@ segment', or ``Predictor(model, refiner=segany.load_refiner(path=...))``),
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from segany.cli.common import (
     add_model_arguments,
     config_from_args,
     held_out_summary,
+    jsonl_log,
     non_negative_int,
     output_file,
     positive_float,
@@ -71,21 +71,14 @@ def run(args: argparse.Namespace) -> int:
     init = load_refiner(path=args.init) if args.init is not None else None
     model = segany.load_model(args.model, checkpoint=args.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "log.jsonl").open("w", buffering=1) as log:  # line by line, to follow it
-        refiner = train_refiner(
-            model, config, init, progress=not args.quiet,
-            log=lambda row: log.write(json.dumps(row) + "\n"),
-        )  # fmt: skip
+    with jsonl_log(out) as log:
+        refiner = train_refiner(model, config, init, progress=not args.quiet, log=log)
     save_state_dict_file(refiner.export(), target)
     summary: dict[str, Any] = {"model": model.name, "refiner": str(target), "init": str(args.init)}
     summary |= config.to_dict()
-    predictors: dict[str, Any] = (
-        {
-            f"{name}_refiner": segany.Predictor(model, cache_size=0, refiner=chosen)
-            for name, chosen in (("without", None), ("with", refiner))
-        }
-        if args.eval_scenes
-        else {}
-    )
-    held_out_summary(out, summary, predictors, args.eval_scenes, ("box", "centre", "clicks_3"))
+    held_out_summary(
+        out, summary, "refiner",
+        lambda chosen: segany.Predictor(model, cache_size=0, refiner=chosen),
+        refiner, args.eval_scenes, ("box", "centre", "clicks_3"),
+    )  # fmt: skip
     return 0

@@ -7,6 +7,14 @@ from typing import Any
 
 from ..errors import InputError
 
+
+def require_at_least(config: object, minimum: int, names: tuple[str, ...]) -> None:
+    """``InputError`` naming the first of ``config``'s fields ``names`` below ``minimum``."""
+    for name in names:
+        if getattr(config, name) < minimum:
+            raise InputError(f"{name} must be at least {minimum}, got {getattr(config, name)}")
+
+
 TRAINABLE = ("all", "decoder", "iou_head")
 
 
@@ -85,11 +93,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         positive = ("steps", "images_per_step", "prompts_per_image", "checkpoint_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.clicks < 0:
-            raise InputError(f"clicks must be >= 0, got {self.clicks}")
+        require_at_least(self, 1, positive)
+        require_at_least(self, 0, ("clicks",))
         for name in ("box_fraction", "centre_fraction", "decay_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be within [0, 1], got {getattr(self, name)}")

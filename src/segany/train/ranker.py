@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..models.graph_cut import GraphCut
 from ..models.ranker import MaskRanker, RankerConfig, ranking_features
 from ..predictor import Predictor
+from .config import require_at_least
 
 __all__ = [
     "RankerTrainConfig",
@@ -49,11 +50,8 @@ class RankerTrainConfig:
     clicks: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("scenes", "epochs", "batch_size", "hidden"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.clicks < 0:
-            raise InputError(f"clicks must be at least 0, got {self.clicks}")
+        require_at_least(self, 1, ("scenes", "epochs", "batch_size", "hidden"))
+        require_at_least(self, 0, ("clicks",))
         if self.lr <= 0:
             raise InputError(f"lr must be positive, got {self.lr}")
         if self.seed == EVAL_BASE_SEED or self.seed < 0:

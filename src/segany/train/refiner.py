@@ -21,7 +21,7 @@ from ..engine.modes import decode_prompts, encode
 from ..errors import InputError
 from ..models.refiner import MaskRefiner
 from ..models.sam import Sam
-from .config import TrainConfig
+from .config import TrainConfig, require_at_least
 from .loop import step_scenes
 from .losses import dice_loss, mask_iou
 from .prompting import corrective_points, noisy_boxes, random_points
@@ -50,12 +50,8 @@ class RefinerTrainConfig:
     seed: int = 11
 
     def __post_init__(self) -> None:
-        for name in ("steps", "images_per_step"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("boxes_per_image", "sessions_per_image", "clicks"):
-            if getattr(self, name) < 0:
-                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require_at_least(self, 1, ("steps", "images_per_step"))
+        require_at_least(self, 0, ("boxes_per_image", "sessions_per_image", "clicks"))
         if self.boxes_per_image + self.sessions_per_image == 0:
             raise InputError("boxes_per_image and sessions_per_image are both 0: nothing to train")
         if self.lr <= 0:

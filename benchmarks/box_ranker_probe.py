@@ -1,0 +1,139 @@
+"""Probe: answer a box with 3 masks and a ranker trained on boxes.
+
+A box is answered, as SAM does, with the decoder's single-mask output. Asked for three
+masks instead, each snapped by the graph cut, the best of the three is often better
+than the single one. Can a ranker (segany.models.ranker, the click ranker's features
+and size) trained on box prompts pick it?
+
+    collect N0 N1 OUT.npz       ranking examples of training scenes [N0, N1) of base
+                                seed 31: every object's tight box and a noisy box, the
+                                3 snapped masks' features and IoUs
+    fit OUT.safetensors A.npz ...
+    eval N0 N1 RANKER OUT.json  held-out scenes: single mask, and the 3 masks picked by
+                                the decoder's score, the click ranker, RANKER; oracle
+    summary A.json ...          a markdown table by prompt and object size
+
+docs/training.md, "Boxes answered with three masks", has the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import segany
+from segany.data.masks import binary_iou
+from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+from segany.eval.promptable import SIZE_BINS, _noisy
+from segany.models.graph_cut import GraphCut
+from segany.models.ranker import ranking_features
+from segany.train.ranker import RankerTrainConfig, fit_ranker
+from segany.weights import save_state_dict_file
+
+SEED = 31
+METHODS = ("single", "decoder", "click_ranker", "box_ranker", "oracle")
+
+
+def _setup() -> tuple[segany.Predictor, segany.Predictor]:
+    """(the default pipeline, the same without graph cut and ranker), one thread."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    model = segany.load_model("segany_shapes")
+    raw = segany.Predictor(model, cache_size=0, graph_cut=None, ranker=None)
+    return segany.Predictor(model, cache_size=0), raw
+
+
+def _boxes(scene, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:  # type: ignore[no-untyped-def]
+    """The tight boxes and noisy ones (drawn first from ``rng``, as the evaluation does)."""
+    tight = scene.boxes.astype(np.float64)
+    noisy = np.stack([_noisy(b, scene.image.shape[:2], rng) for b in tight])
+    return [("box", tight), ("noisy_box", noisy)]
+
+
+def collect(n0: int, n1: int, out: str) -> None:
+    _, raw = _setup()
+    cut, scenes = GraphCut(), SceneDataset(n1, SEED)
+    features, targets = [], []
+    for i in range(n0, n1):
+        scene = scenes[i]
+        raw.set_image(scene.image)
+        for _, boxes in _boxes(scene, np.random.default_rng(SEED * 100_000 + i)):
+            three = raw.predict(box=boxes, multimask=True)
+            for j, truth in enumerate(scene.masks):
+                snapped = np.stack([cut(scene.image, m, box=boxes[j]) for m in three.masks[j]])
+                features.append(ranking_features(three.scores[j], three.masks[j], snapped))
+                targets.append([binary_iou(m, truth) for m in snapped])
+        print(i, len(features), flush=True)
+    np.savez(out, f=np.stack(features), t=np.asarray(targets, np.float32))
+
+
+def fit(out: str, shards: list[str]) -> None:
+    data = [np.load(s) for s in shards]
+    f, t = (np.concatenate([d[k] for d in data]) for k in ("f", "t"))
+    logged: list[dict[str, float]] = []
+    ranker = fit_ranker(f, t, RankerTrainConfig(seed=SEED), log=logged.append)
+    print(len(f), "examples; picked", logged[-1]["picked_iou"], "slot 0", t[:, 0].mean(),
+          "oracle", t.max(1).mean())  # fmt: skip
+    save_state_dict_file(ranker.export(), out)
+
+
+def evaluate(n0: int, n1: int, ranker_path: str, out: str) -> None:
+    full, raw = _setup()
+    cut, scenes, rows = GraphCut(), SceneDataset(200, EVAL_BASE_SEED), []
+    click_ranker, box_ranker = segany.load_ranker(), segany.load_ranker(path=ranker_path)
+    for i in range(n0, n1):
+        scene = scenes[i]
+        full.set_image(scene.image)
+        raw.set_image(scene.image)
+        for kind, boxes in _boxes(scene, np.random.default_rng(1000 + i)):
+            single = full.predict(box=boxes, multimask=False)
+            three = raw.predict(box=boxes, multimask=True)
+            for j, truth in enumerate(scene.masks):
+                masks, scores = three.masks[j], three.scores[j]
+                snapped = np.stack([cut(scene.image, m, box=boxes[j]) for m in masks])
+                ious = [binary_iou(m, truth) for m in snapped]
+                picks = {
+                    "decoder": scores,
+                    "click_ranker": click_ranker.rank(scores, masks, snapped),
+                    "box_ranker": box_ranker.rank(scores, masks, snapped),
+                }
+                row = {"kind": kind, "area": float(truth.sum())}
+                row["single"] = binary_iou(single.masks[j, 0], truth)
+                row |= {name: ious[int(np.argmax(p))] for name, p in picks.items()}
+                rows.append(row | {"oracle": max(ious)})
+    Path(out).write_text(json.dumps(rows))
+
+
+def summary(files: list[str]) -> None:
+    rows = [r for name in files for r in json.loads(Path(name).read_text())]
+    print("| prompt | objects | size | " + " | ".join(METHODS) + " |")
+    print("|---" * (3 + len(METHODS)) + "|")
+    for kind in ("box", "noisy_box"):
+        for size, low, high in (("all", 0, float("inf")), *SIZE_BINS):
+            chosen = [r for r in rows if r["kind"] == kind and low <= r["area"] < high]
+            means = " | ".join(f"{np.mean([r[m] for r in chosen]):.3f}" for m in METHODS)
+            print(f"| {kind} | {len(chosen)} | {size} | {means} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("collect", "fit", "eval", "summary"))
+    parser.add_argument("args", nargs="+")
+    a = parser.parse_args()
+    if a.command == "collect":
+        collect(int(a.args[0]), int(a.args[1]), a.args[2])
+    elif a.command == "fit":
+        fit(a.args[0], a.args[1:])
+    elif a.command == "eval":
+        evaluate(int(a.args[0]), int(a.args[1]), a.args[2], a.args[3])
+    else:
+        summary(a.args)
+
+
+if __name__ == "__main__":
+    main()

@@ -29,7 +29,7 @@ import torch
 import segany
 from segany.data.masks import binary_iou
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
-from segany.eval.promptable import SIZE_BINS, _noisy
+from segany.eval.promptable import SIZE_BINS, prompt_boxes
 from segany.models.graph_cut import GraphCut
 from segany.models.ranker import ranking_features
 from segany.train.ranker import RankerTrainConfig, fit_ranker
@@ -48,13 +48,6 @@ def _setup() -> tuple[segany.Predictor, segany.Predictor]:
     return segany.Predictor(model, cache_size=0), raw
 
 
-def _boxes(scene, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:  # type: ignore[no-untyped-def]
-    """The tight boxes and noisy ones (drawn first from ``rng``, as the evaluation does)."""
-    tight = scene.boxes.astype(np.float64)
-    noisy = np.stack([_noisy(b, scene.image.shape[:2], rng) for b in tight])
-    return [("box", tight), ("noisy_box", noisy)]
-
-
 def collect(n0: int, n1: int, out: str) -> None:
     _, raw = _setup()
     cut, scenes = GraphCut(), SceneDataset(n1, SEED)
@@ -62,7 +55,8 @@ def collect(n0: int, n1: int, out: str) -> None:
     for i in range(n0, n1):
         scene = scenes[i]
         raw.set_image(scene.image)
-        for _, boxes in _boxes(scene, np.random.default_rng(SEED * 100_000 + i)):
+        tight, noisy = prompt_boxes(scene, np.random.default_rng(SEED * 100_000 + i))
+        for boxes in (tight, noisy):
             three = raw.predict(box=boxes, multimask=True)
             for j, truth in enumerate(scene.masks):
                 snapped = np.stack([cut(scene.image, m, box=boxes[j]) for m in three.masks[j]])
@@ -90,7 +84,8 @@ def evaluate(n0: int, n1: int, ranker_path: str, out: str) -> None:
         scene = scenes[i]
         full.set_image(scene.image)
         raw.set_image(scene.image)
-        for kind, boxes in _boxes(scene, np.random.default_rng(1000 + i)):
+        tight, noisy = prompt_boxes(scene, np.random.default_rng(1000 + i))
+        for kind, boxes in ("box", tight), ("noisy_box", noisy):
             single = full.predict(box=boxes, multimask=False)
             three = raw.predict(box=boxes, multimask=True)
             for j, truth in enumerate(scene.masks):

@@ -36,8 +36,9 @@ from torch import nn
 import segany
 from segany.data.masks import corrective_click, interior_point
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
-from segany.eval.promptable import _noisy, evaluate_scene
+from segany.eval.promptable import evaluate_scene, noisy_box
 from segany.models.graph_cut import GraphCut
+from segany.models.sam import Sam
 
 S, BASE, SEED = 64, 4.0, 21
 Region = tuple[int, int, int, int]
@@ -121,10 +122,11 @@ class Polisher(nn.Module):
         return self.d0(torch.cat([up(b, a), a], 1))
 
 
-def setup() -> segany.Predictor:
+def load_model() -> Sam:
+    """The bundled model, torch and OpenCV on one thread (two shards share the CPU)."""
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    return segany.Predictor(segany.load_model("segany_shapes"), cache_size=0)
+    return segany.load_model("segany_shapes")
 
 
 def answer(stages, image, truth, prompt, multimask, sink):  # type: ignore[no-untyped-def]
@@ -146,8 +148,7 @@ def answer(stages, image, truth, prompt, multimask, sink):  # type: ignore[no-un
 
 
 def collect(n0: int, n1: int, out: str) -> None:
-    base = setup()
-    predictor = segany.Predictor(base.model, cache_size=0, graph_cut=None, ranker=None)
+    predictor = segany.Predictor(load_model(), cache_size=0, graph_cut=None, ranker=None)
     stages = (predictor, GraphCut(), segany.load_ranker())
     scenes, sink = SceneDataset(n1, SEED), []  # type: ignore[var-annotated]
     for i in range(n0, n1):
@@ -156,7 +157,7 @@ def collect(n0: int, n1: int, out: str) -> None:
         predictor.set_image(image)
         for truth, box in zip(scene.masks, scene.boxes.astype(np.float64), strict=True):
             answer(stages, image, truth, (None, None, box, None), False, sink)
-            noisy = _noisy(box, truth.shape, rng)
+            noisy = noisy_box(box, truth.shape, rng)
             answer(stages, image, truth, (None, None, noisy, None), False, sink)
             yy, xx = np.nonzero(truth)
             pick = rng.integers(len(yy))
@@ -269,8 +270,7 @@ class Polished(segany.Predictor):
 
 
 def evaluate(n0: int, n1: int, out: str, ckpt: str, paste: str) -> None:
-    base = setup()
-    predictor = Polished(base.model, cache_size=0)
+    predictor = Polished(load_model(), cache_size=0)
     predictor.net, predictor.paste = Polisher().eval(), paste
     predictor.net.load_state_dict(torch.load(ckpt, weights_only=True))
     scenes, rows = SceneDataset(200, EVAL_BASE_SEED), []

@@ -37,13 +37,23 @@ def box_fill(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _noisy(box: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def noisy_box(box: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """The XYXY ``box`` with each side moved by N(0, 0.1 x side), at most 20 px, kept in
+    an image of ``shape`` (H, W)."""
     sides = np.array([box[2] - box[0], box[3] - box[1]] * 2) + 1
     shifted = box + np.clip(rng.normal(0, 0.1, 4) * sides, -20, 20)
     x0, x1 = sorted((shifted[0], shifted[2]))
     y0, y1 = sorted((shifted[1], shifted[3]))
     height, width = shape
     return np.array([max(x0, 0), max(y0, 0), min(x1, width - 1), min(y1, height - 1)])
+
+
+def prompt_boxes(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The Nx4 tight boxes of ``scene``'s instances and their noisy copies (:func:`noisy_box`,
+    drawn from ``rng`` before anything else of the scene), as the evaluation prompts them."""
+    boxes = scene.boxes.astype(np.float64)
+    shape = scene.image.shape[:2]
+    return boxes, np.stack([noisy_box(b, shape, rng) for b in boxes])
 
 
 def evaluate_scene(
@@ -62,9 +72,8 @@ def evaluate_scene(
     multimask = click_masks == 3
     predictor.set_image(scene.image)
     shape = scene.image.shape[:2]
-    boxes = scene.boxes.astype(np.float64)
+    boxes, noisy = prompt_boxes(scene, rng)
     by_box = predictor.predict(box=boxes, multimask=False)
-    noisy = np.stack([_noisy(b, shape, rng) for b in boxes])
     by_noisy = predictor.predict(box=noisy, multimask=False)
     rows = []
     for i, gt in enumerate(scene.masks):

@@ -1,8 +1,9 @@
 """What the mask stages cost per prompt: the bundled model's decoder, + refiner, + graph
-cut, + ranker.
+cut, + rankers.
 
-Medians over held-out scenes (a click on an object: 3 masks; its tight box: 1 mask), the
-four predictors interleaved so that all see the same machine load; the embedding is
+Medians over held-out scenes (a click on an object: 3 masks; its tight box: 1 mask, or 3
+masks when a box ranker picks among them, as in the default pipeline), the four
+predictors interleaved so that all see the same machine load; the embedding is
 cached, so the times are the prompt's alone (decoder, refiner, upscaling, graph cut).
 
     .venv/bin/python benchmarks/bench_refiner.py --scenes 10 --threads 2
@@ -20,6 +21,7 @@ import torch
 import segany
 from segany.data.masks import interior_point
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+from segany.eval.promptable import box_masks_of
 
 
 def main() -> None:
@@ -33,8 +35,8 @@ def main() -> None:
     predictors = {
         "decoder only": segany.Predictor(model, refiner=None, graph_cut=None),
         "with refiner": segany.Predictor(model, graph_cut=None),
-        "refiner + graph cut": segany.Predictor(model, ranker=None),
-        "+ ranker (default)": segany.Predictor(model),  # the default pipeline
+        "refiner + graph cut": segany.Predictor(model, ranker=None, box_ranker=None),
+        "+ rankers (default)": segany.Predictor(model),  # the default pipeline
     }
     times: dict[str, dict[str, list[float]]] = {n: {"click": [], "box": []} for n in predictors}
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
@@ -48,7 +50,7 @@ def main() -> None:
                 start = time.perf_counter()
                 predictor.predict(points=point, labels=[1])
                 middle = time.perf_counter()
-                predictor.predict(box=box, multimask=False)
+                predictor.predict(box=box, multimask=box_masks_of(predictor) == 3)
                 times[name]["click"].append(middle - start)
                 times[name]["box"].append(time.perf_counter() - middle)
     result = {

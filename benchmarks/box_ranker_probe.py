@@ -7,13 +7,16 @@ and size) trained on box prompts pick it?
 
     collect N0 N1 OUT.npz       ranking examples of training scenes [N0, N1) of base
                                 seed 31: every object's tight box and a noisy box, the
-                                3 snapped masks' features and IoUs
-    fit OUT.safetensors A.npz ...
+                                3 snapped masks' features (with the box's) and IoUs
+    fit OUT.safetensors A.npz ... [--click-features]
+                                a box ranker (30 features), or with --click-features one
+                                on the click ranker's 18 features alone
     eval N0 N1 RANKER OUT.json  held-out scenes: single mask, and the 3 masks picked by
                                 the decoder's score, the click ranker, RANKER; oracle
     summary A.json ...          a markdown table by prompt and object size
 
-docs/training.md, "Boxes answered with three masks", has the result.
+docs/training.md, "Boxes answered with three masks" and "The box ranker", has the
+results.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from segany.data.masks import binary_iou
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
 from segany.eval.promptable import SIZE_BINS, prompt_boxes
 from segany.models.graph_cut import GraphCut
-from segany.models.ranker import ranking_features
+from segany.models.ranker import NUM_FEATURES, ranking_features
 from segany.train.ranker import RankerTrainConfig, fit_ranker
 from segany.weights import save_state_dict_file
 
@@ -60,15 +63,18 @@ def collect(n0: int, n1: int, out: str) -> None:
             three = raw.predict(box=boxes, multimask=True)
             for j, truth in enumerate(scene.masks):
                 snapped = np.stack([cut(scene.image, m, box=boxes[j]) for m in three.masks[j]])
-                features.append(ranking_features(three.scores[j], three.masks[j], snapped))
+                features.append(
+                    ranking_features(three.scores[j], three.masks[j], snapped, boxes[j])
+                )
                 targets.append([binary_iou(m, truth) for m in snapped])
         print(i, len(features), flush=True)
     np.savez(out, f=np.stack(features), t=np.asarray(targets, np.float32))
 
 
-def fit(out: str, shards: list[str]) -> None:
+def fit(out: str, shards: list[str], click_features: bool) -> None:
     data = [np.load(s) for s in shards]
     f, t = (np.concatenate([d[k] for d in data]) for k in ("f", "t"))
+    f = f[:, :NUM_FEATURES] if click_features else f
     logged: list[dict[str, float]] = []
     ranker = fit_ranker(f, t, RankerTrainConfig(seed=SEED), log=logged.append)
     print(len(f), "examples; picked", logged[-1]["picked_iou"], "slot 0", t[:, 0].mean(),
@@ -79,7 +85,7 @@ def fit(out: str, shards: list[str]) -> None:
 def evaluate(n0: int, n1: int, ranker_path: str, out: str) -> None:
     full, raw = _setup()
     cut, scenes, rows = GraphCut(), SceneDataset(200, EVAL_BASE_SEED), []
-    click_ranker, box_ranker = segany.load_ranker(), segany.load_ranker(path=ranker_path)
+    click_ranker, box_ranker = segany.load_ranker(), segany.load_box_ranker(path=ranker_path)
     for i in range(n0, n1):
         scene = scenes[i]
         full.set_image(scene.image)
@@ -95,7 +101,7 @@ def evaluate(n0: int, n1: int, ranker_path: str, out: str) -> None:
                 picks = {
                     "decoder": scores,
                     "click_ranker": click_ranker.rank(scores, masks, snapped),
-                    "box_ranker": box_ranker.rank(scores, masks, snapped),
+                    "box_ranker": box_ranker.rank(scores, masks, snapped, boxes[j]),
                 }
                 row = {"kind": kind, "area": float(truth.sum())}
                 row["single"] = binary_iou(single.masks[j, 0], truth)
@@ -119,11 +125,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("collect", "fit", "eval", "summary"))
     parser.add_argument("args", nargs="+")
+    parser.add_argument("--click-features", action="store_true", help="fit: 18 features")
     a = parser.parse_args()
     if a.command == "collect":
         collect(int(a.args[0]), int(a.args[1]), a.args[2])
     elif a.command == "fit":
-        fit(a.args[0], a.args[1:])
+        fit(a.args[0], a.args[1:], a.click_features)
     elif a.command == "eval":
         evaluate(int(a.args[0]), int(a.args[1]), a.args[2], a.args[3])
     else:

@@ -14,7 +14,7 @@ from .errors import CheckpointError, DownloadError, InputError, SegAnyError
 from .everything import MaskGenerator
 from .loading import load_model
 from .predictor import Prediction, Predictor
-from .refiners import load_ranker, load_refiner
+from .refiners import load_box_ranker, load_ranker, load_refiner
 from .registry import get_spec, list_models
 
 __version__ = "0.1.0"
@@ -31,6 +31,7 @@ __all__ = [
     "get_spec",
     "list_models",
     "load_model",
+    "load_box_ranker",
     "load_ranker",
     "load_refiner",
 ]

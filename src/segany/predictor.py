@@ -74,6 +74,11 @@ class Predictor:
         (:mod:`segany.models.ranker`), so the best-scored mask is the one most likely
         right after snapping. "auto" (default): the ranker registered with the model's
         weights, if any; None: the decoder's scores.
+      box_ranker (MaskRanker | "auto" | None): the same for prompts that are boxes alone
+        (a ranker trained on boxes, ``segany train ranker --prompts boxes``); asked for 3
+        masks, a box is then best answered by its best-scored one, better than by its
+        single mask. "auto" (default): the one registered with the model's weights, if
+        any; None: boxes are scored by ``ranker``.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class Predictor:
         refiner: MaskRefiner | str | None = "auto",
         graph_cut: GraphCut | str | None = "auto",
         ranker: MaskRanker | str | None = "auto",
+        box_ranker: MaskRanker | str | None = "auto",
     ) -> None:
         if not isinstance(model, Sam) and not hasattr(model, "decode_prompts"):
             raise TypeError(f"Predictor needs a segany Sam model, got {type(model).__name__}")
@@ -98,7 +104,13 @@ class Predictor:
             graph_cut, "graph_cut", "GraphCut", refiners.registered_graph_cut, model
         )
         ranker = _stage(ranker, "ranker", "MaskRanker", refiners.registered_ranker, model)
+        if ranker is not None and ranker.config.box:
+            raise ValueError("ranker is a box ranker (it reads a box): pass it as box_ranker")
         self.ranker = ranker.eval() if ranker is not None else None
+        box_ranker = _stage(
+            box_ranker, "box_ranker", "MaskRanker", refiners.registered_box_ranker, model
+        )
+        self.box_ranker = box_ranker.eval() if box_ranker is not None else None
         self.model = model.eval()
         self.transform = ResizeLongestSide(model.image_size)
         self.cache_size = cache_size
@@ -225,14 +237,21 @@ class Predictor:
         found = out_masks.cpu().numpy()
         ious = scores.float().cpu().numpy()
         if not return_logits:
-            ranking = self.ranker is not None and self.graph_cut is not None
-            ranking = ranking and found.shape[1] == CANDIDATES
-            snapped = self._snap(found.copy() if ranking else found, prompts, start)
-            if ranking and self.ranker is not None:
-                triples = zip(ious, found, snapped, strict=True)
-                ious = np.stack([self.ranker.rank(*triple) for triple in triples])
+            ranker = self.ranker_for(prompts) if self.graph_cut is not None else None
+            ranker = ranker if found.shape[1] == CANDIDATES else None
+            snapped = self._snap(found.copy() if ranker is not None else found, prompts, start)
+            if ranker is not None:
+                given = prompts.boxes[start:stop] if prompts.boxes is not None else [None] * count
+                answers = zip(ious, found, snapped, given, strict=True)
+                ious = np.stack([ranker.rank(*answer) for answer in answers])
             found = snapped
         return found, ious, logits.cpu().numpy()
+
+    def ranker_for(self, prompts: Prompts) -> MaskRanker | None:
+        """The ranker of ``prompts``' snapped masks: the box ranker for boxes alone (when
+        there is one), else the click ranker."""
+        box_alone = prompts.boxes is not None and prompts.points is None
+        return self.box_ranker if box_alone and self.box_ranker is not None else self.ranker
 
     def _snap(self, masks: np.ndarray, prompts: Prompts, start: int) -> np.ndarray:
         """BxCxHxW masks of the prompts from ``start``, snapped by the graph cut, if any."""

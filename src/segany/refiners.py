@@ -1,9 +1,14 @@
 """The mask stages after the decoder: the refiner registered for a model's weights (or a
-user's file), its graph-cut snapping and the ranker of the snapped masks."""
+user's file), its graph-cut snapping and the rankers of the snapped masks (one for
+clicks, one for boxes)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+import torch
 
 from .loading import bundled_asset, load_part
 from .models.graph_cut import GraphCut
@@ -12,9 +17,13 @@ from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .registry import DEFAULT_MODEL, ModelSpec, get_spec
 
+T = TypeVar("T")
+
 __all__ = [
+    "load_box_ranker",
     "load_ranker",
     "load_refiner",
+    "registered_box_ranker",
     "registered_graph_cut",
     "registered_ranker",
     "registered_refiner",
@@ -27,10 +36,22 @@ def load_refiner(model_name: str | None = None, path: str | Path | None = None) 
     Registered refiners ship in the package (sha256-verified); files are read as
     safetensors or with ``weights_only=True``.
     """
+    return _load("refiner", "mask refiner", MaskRefiner.from_state_dict, model_name, path)
+
+
+def _load(
+    field: str,
+    what: str,
+    build: Callable[[dict[str, torch.Tensor]], T],
+    model_name: str | None,
+    path: str | Path | None,
+) -> T:
+    """``build`` from the file at ``path``, else from the bundled file the registry entry
+    of ``model_name`` names in its ``field`` (its ``what``, for errors)."""
     if path is None:
         spec = get_spec(model_name or DEFAULT_MODEL)
-        path = bundled_asset(spec.refiner, "mask refiner", spec.name)
-    return load_part(path, MaskRefiner.from_state_dict, "mask refiner")
+        path = bundled_asset(getattr(spec, field), what, spec.name)
+    return load_part(path, build, what)
 
 
 def _registered_spec(model: object) -> ModelSpec | None:
@@ -57,13 +78,22 @@ def registered_graph_cut(model: object) -> GraphCut | None:
 def load_ranker(model_name: str | None = None, path: str | Path | None = None) -> MaskRanker:
     """The mask ranker in ``path``, else the one registered for ``model_name`` (files read
     as in :func:`load_refiner`)."""
-    if path is None:
-        spec = get_spec(model_name or DEFAULT_MODEL)
-        path = bundled_asset(spec.ranker, "mask ranker", spec.name)
-    return load_part(path, MaskRanker.from_state_dict, "mask ranker")
+    return _load("ranker", "mask ranker", MaskRanker.from_state_dict, model_name, path)
 
 
 def registered_ranker(model: object) -> MaskRanker | None:
     """The ranker trained with ``model``'s registered weights and stages, if any."""
     spec = _registered_spec(model)
     return load_ranker(spec.name) if spec is not None and spec.ranker is not None else None
+
+
+def load_box_ranker(model_name: str | None = None, path: str | Path | None = None) -> MaskRanker:
+    """The box ranker in ``path``, else the one registered for ``model_name`` (a
+    :class:`MaskRanker` trained on box prompts; files read as in :func:`load_refiner`)."""
+    return _load("box_ranker", "box ranker", MaskRanker.from_state_dict, model_name, path)
+
+
+def registered_box_ranker(model: object) -> MaskRanker | None:
+    """The box ranker trained with ``model``'s registered weights and stages, if any."""
+    spec = _registered_spec(model)
+    return load_box_ranker(spec.name) if spec is not None and spec.box_ranker else None

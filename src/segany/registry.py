@@ -40,6 +40,7 @@ class ModelSpec:
     refiner: WeightsInfo | None = None  # colour-model mask refiner trained on these weights
     graph_cut: bool = False  # snap its masks to colour edges by default (models.graph_cut)
     ranker: WeightsInfo | None = None  # picks among a click's snapped masks (models.ranker)
+    box_ranker: WeightsInfo | None = None  # the same, trained on box prompts
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -184,6 +185,10 @@ _SHAPES_REFINER_SIZE = 255_332
 _SHAPES_RANKER_FILE = "segany_shapes_ranker.safetensors"
 _SHAPES_RANKER_SHA256 = "f2ff7f25616b7324d1aa3f921aa71fd0ce0ee9bfc90f54156561b1545926cc3c"
 _SHAPES_RANKER_SIZE = 23_020
+# Its ranker of a box's 3 snapped masks (segany train ranker --prompts boxes, defaults).
+_SHAPES_BOX_RANKER_FILE = "segany_shapes_box_ranker.safetensors"
+_SHAPES_BOX_RANKER_SHA256 = "a22b332f8ba94deb9496394679ac6005438799af2bfa7e7292c835a5b6b5714d"
+_SHAPES_BOX_RANKER_SIZE = 26_188
 
 
 def _bundled(filename: str, sha256: str, size: int) -> WeightsInfo:
@@ -204,6 +209,9 @@ register_model(
         refiner=_bundled(_SHAPES_REFINER_FILE, _SHAPES_REFINER_SHA256, _SHAPES_REFINER_SIZE),
         graph_cut=True,
         ranker=_bundled(_SHAPES_RANKER_FILE, _SHAPES_RANKER_SHA256, _SHAPES_RANKER_SIZE),
+        box_ranker=_bundled(
+            _SHAPES_BOX_RANKER_FILE, _SHAPES_BOX_RANKER_SHA256, _SHAPES_BOX_RANKER_SIZE
+        ),
     )
 )
 

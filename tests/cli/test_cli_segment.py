@@ -17,6 +17,8 @@ from PIL import Image
 import segany
 from segany.cli.main import main
 from segany.errors import CheckpointError, DownloadError, InputError
+from segany.models.ranker import MaskRanker, RankerConfig
+from segany.weights import save_state_dict_file
 
 H, W = 48, 64
 
@@ -102,11 +104,16 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         return state["model"]
 
     def predictor(
-        model: Any, refiner: Any = "auto", graph_cut: Any = "auto", ranker: Any = "auto"
+        model: Any,
+        refiner: Any = "auto",
+        graph_cut: Any = "auto",
+        ranker: Any = "auto",
+        box_ranker: Any = "auto",
     ) -> _FakePredictor:
         state["refiner"] = refiner
         state["graph_cut"] = graph_cut
         state["ranker"] = ranker
+        state["box_ranker"] = box_ranker
         pred = _FakePredictor(model, error=state["error"])
         state["predictor"] = pred
         return pred
@@ -381,6 +388,12 @@ def test_mask_stage_choices_reach_the_predictor(
     assert main([*args, "--graph-cut", "none"]) == 0 and fake["graph_cut"] is None
     assert fake["ranker"] == "auto"
     assert main([*args, "--ranker", "none"]) == 0 and fake["ranker"] is None
+    assert fake["box_ranker"] == "auto"
+    assert main([*args, "--box-ranker", "none"]) == 0 and fake["box_ranker"] is None
+    ranker_file = tmp_path / "box_ranker.safetensors"
+    save_state_dict_file(MaskRanker(RankerConfig(hidden=4)).export(), ranker_file)
+    assert main([*args, "--box-ranker", str(ranker_file)]) == 0
+    assert isinstance(fake["box_ranker"], MaskRanker) and fake["box_ranker"].config.hidden == 4
     capsys.readouterr()
     assert main([*args, "--graph-cut", "always"]) == 2
     assert "invalid choice: 'always'" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import segany
 from segany import weights as weights_io
@@ -15,8 +16,10 @@ from segany.cli.main import main
 from segany.data.masks import corrective_click, interior_point
 from segany.data.scenes import SceneConfig, generate_scene
 from segany.eval import evaluate_promptable, summarize
-from segany.eval.promptable import box_fill, iou
+from segany.eval.promptable import box_fill, box_masks_of, iou, prompt_boxes
 from segany.models import build_sam
+from segany.models.graph_cut import GraphCut
+from segany.models.ranker import MaskRanker, RankerConfig
 from segany.weights import save_state_dict_file
 from tests.test_loading import TINY
 
@@ -56,26 +59,66 @@ def test_corrective_click_corrects_the_larger_error() -> None:
 
 
 class _Recording(segany.Predictor):
-    """A predictor that notes whether each point prompt with mask input asked for 3 masks."""
+    """A predictor that notes whether each point prompt with mask input (``calls``) and
+    each box prompt (``box_calls``) asked for 3 masks."""
 
     calls: list[bool]
+    box_calls: list[bool]
 
     def predict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         if kwargs.get("mask_input") is not None:
             self.calls.append(kwargs["multimask"])
+        if kwargs.get("box") is not None:
+            self.box_calls.append(kwargs["multimask"])
         return super().predict(*args, **kwargs)
 
 
 @pytest.mark.parametrize("click_masks", [1, 3])
 def test_corrective_clicks_answer_with_the_masks_asked_for(click_masks: int) -> None:
     predictor = _Recording(build_sam(TINY))
-    predictor.calls = []
+    predictor.calls, predictor.box_calls = [], []
     scene = generate_scene(5, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
     rows = evaluate_promptable(predictor, [scene], clicks=2, click_masks=click_masks)
     assert predictor.calls and set(predictor.calls) == {click_masks == 3}
     assert all(0.0 <= row["clicks_2"] <= 1.0 for row in rows)
     with pytest.raises(ValueError, match="click_masks must be 1 or 3"):
         evaluate_promptable(predictor, [scene], clicks=1, click_masks=2)
+
+
+def test_boxes_answer_with_three_masks_when_a_box_ranker_ranks_them() -> None:
+    """``box_masks`` None: 3 masks per box, the best-scored kept, when the predictor has
+    a box ranker and a graph cut (which the ranker reads), else the single mask."""
+    torch.manual_seed(0)
+    model = build_sam(TINY)
+    scene = generate_scene(5, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
+    ranker = MaskRanker(RankerConfig(hidden=4, box=True))
+    for kwargs, asked, expected in [
+        ({}, None, {False}),  # random weights: no box ranker registered
+        ({"graph_cut": GraphCut(), "box_ranker": ranker}, None, {True}),
+        ({"graph_cut": None, "box_ranker": ranker}, None, {False}),  # nothing to rank
+        ({"graph_cut": GraphCut(), "box_ranker": ranker}, 1, {False}),
+        ({}, 3, {True}),
+    ]:
+        predictor = _Recording(model, refiner=None, **kwargs)
+        predictor.calls, predictor.box_calls = [], []
+        assert box_masks_of(predictor, asked) == (3 if expected == {True} else 1)
+        rows = evaluate_promptable(predictor, [scene], clicks=0, box_masks=asked)
+        assert set(predictor.box_calls) == expected and len(predictor.box_calls) == 2
+        assert all(0.0 <= row["box"] <= 1.0 for row in rows)
+    with pytest.raises(ValueError, match="box_masks must be 1 or 3"):
+        evaluate_promptable(predictor, [scene], clicks=0, box_masks=2)
+
+
+def test_three_box_masks_keep_the_best_scored() -> None:
+    """With 3 masks per box the row's IoU is that of the mask the predictor scores best."""
+    torch.manual_seed(0)
+    predictor = segany.Predictor(build_sam(TINY), refiner=None, graph_cut=None)
+    scene = generate_scene(7, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
+    rows = evaluate_promptable(predictor, [scene], clicks=0, box_masks=3)
+    boxes, _ = prompt_boxes(scene, np.random.default_rng(0))
+    three = predictor.predict(box=boxes, multimask=True)
+    for row, masks, scores, truth in zip(rows, three.masks, three.scores, scene.masks, strict=True):
+        assert row["box"] == iou(masks[int(np.argmax(scores))], truth)
 
 
 def test_evaluate_and_summarize() -> None:
@@ -104,6 +147,10 @@ def test_evaluate_and_summarize() -> None:
         (["--scenes", "0"], "--scenes: must be at least 1"),
         (["--clicks", "-1"], "--clicks: must be at least 0"),
         (["--click-masks", "2"], "--click-masks: invalid choice"),
+        (["--box-masks", "2"], "--box-masks: invalid choice"),
+        (["--box-ranker", "/no/such.safetensors"], "--box-ranker: /no/such.safetensors is not"),
+        (["--box-ranker", "none", "proposals"], "--box-ranker is an option of the promptable"),
+        (["--box-masks", "3", "proposals"], "--box-masks is an option of the promptable"),
         (["--scenes", "many"], "expected a whole number"),
         (["--model", "nope"], "unknown model 'nope'"),
         (["--checkpoint", "/no/such/file.pt"], "checkpoint not found"),
@@ -132,6 +179,10 @@ def test_cli_writes_table_and_json(tmp_path: Path, capsys, monkeypatch) -> None:
     assert main([*argv, "--json", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "| size | objects | centre |" in printed and "clicks_1" in printed
-    table = json.loads(out.read_text())["table"]
+    written = json.loads(out.read_text())
+    table = written["table"]
     assert set(table) == {"all", "small", "medium", "large"}
     assert 0.0 <= table["all"]["box"] <= 1.0 and table["all"]["objects"] > 0
+    assert written["box_masks"] == 1 and written["box_ranker"] is False  # none registered
+    assert main([*argv, "--json", str(out), "--quiet", "--box-masks", "3"]) == 0
+    assert json.loads(out.read_text())["box_masks"] == 3

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
 
 import segany
+from segany.data.scenes import SceneConfig, generate_scene
 from segany.errors import CheckpointError
+from segany.eval.promptable import prompt_boxes
 from segany.models import build_sam
 from segany.models.graph_cut import GraphCut
-from segany.models.ranker import NUM_FEATURES, MaskRanker, RankerConfig, ranking_features
+from segany.models.ranker import (
+    BOX_FEATURES,
+    NUM_FEATURES,
+    MaskRanker,
+    RankerConfig,
+    box_features,
+    ranking_features,
+)
 from segany.models.refiner import MaskRefiner
-from segany.train.ranker import RankerTrainConfig, fit_ranker, object_examples
+from segany.train.ranker import (
+    RankerTrainConfig,
+    box_examples,
+    collect_ranking_examples,
+    fit_ranker,
+    object_examples,
+)
 from segany.weights import save_state_dict_file
 from tests.models.test_graph_cut import _disk_scene
 from tests.test_loading import TINY
@@ -92,6 +109,7 @@ def test_fitting_learns_which_candidate_is_best() -> None:
         ({"seed": 1}, "evaluation's scenes"),
         ({"scenes": 0}, "scenes must be at least 1"),
         ({"clicks": -1}, "clicks must be at least 0"),
+        ({"prompts": "lines"}, "prompts must be one of"),
     ],
 )
 def test_config_refuses_bad_values(kwargs: dict[str, int], message: str) -> None:
@@ -158,3 +176,112 @@ def test_predictor_scores_snapped_masks_with_the_ranker() -> None:
     np.testing.assert_array_equal(
         without_cut.predict(points=point, labels=label).scores, outs[0].scores
     )
+
+
+def test_predictor_scores_a_box_alone_with_the_box_ranker() -> None:
+    """Boxes alone (one or many) are scored by the box ranker, which reads each box,
+    prompts with clicks by the click ranker; without a box ranker, boxes fall back to
+    the click ranker. A box ranker is refused in the click ranker's place."""
+    torch.manual_seed(0)
+    random = build_sam(TINY)
+    assert segany.Predictor(random).box_ranker is None  # random weights: none registered
+    with pytest.raises(ValueError, match="box_ranker must be"):
+        segany.Predictor(random, box_ranker="yes")
+    torch.manual_seed(1)
+    clicks, boxes = MaskRanker(RankerConfig(hidden=8)), MaskRanker(RankerConfig(8, box=True))
+    with pytest.raises(ValueError, match="pass it as box_ranker"):
+        segany.Predictor(random, ranker=boxes)
+    image, _ = _disk_scene()
+    box, point, label = np.array([50.0, 30.0, 110.0, 90.0]), np.array([[80.0, 60.0]]), [1]
+    plain = segany.Predictor(random, refiner=None, graph_cut=None)
+    both, only_clicks = (
+        segany.Predictor(random, refiner=None, graph_cut=GraphCut(), ranker=clicks, box_ranker=b)
+        for b in (boxes, None)
+    )
+    for predictor in (plain, both, only_clicks):
+        predictor.set_image(image)
+    many = np.stack([box, box + 8])
+    for prompt, expected, given in [
+        ({"box": box}, boxes, [box]),
+        ({"box": many}, boxes, list(many)),
+        ({"box": box, "points": point, "labels": label}, clicks, [None]),
+        ({"points": point, "labels": label}, clicks, [None]),
+    ]:
+        raw, ranked = plain.predict(**prompt), both.predict(**prompt)  # type: ignore[arg-type]
+        answers = zip(
+            raw.scores.reshape(-1, 3), raw.masks.reshape(-1, 3, *raw.masks.shape[-2:]),
+            ranked.masks.reshape(-1, 3, *ranked.masks.shape[-2:]), given, strict=True,
+        )  # fmt: skip
+        want = np.stack([expected.rank(*a) for a in answers]).reshape(raw.scores.shape)
+        np.testing.assert_allclose(ranked.scores, want, rtol=1e-6)
+    raw, fallback = plain.predict(box=box), only_clicks.predict(box=box)
+    want = clicks.rank(raw.scores, raw.masks, fallback.masks)
+    np.testing.assert_allclose(fallback.scores, want, rtol=1e-6)
+
+
+def test_box_features_describe_how_each_mask_fits_the_box() -> None:
+    raw, snapped = _squares()
+    box = np.array([0.0, 0.0, 9.0, 9.0])  # mask 0's square, edges inclusive
+    f = box_features(box, raw, snapped)
+    np.testing.assert_allclose(f[:3], [1.0, 0.5, 0.5])  # snapped bounding boxes' IoU
+    np.testing.assert_allclose(f[3:6], [1.0, 0.5, 0.25])  # raw: mask 2 is the whole image
+    np.testing.assert_allclose(np.exp(f[6:9]), [100 / 101, 200 / 101, 200 / 101], rtol=1e-3)
+    np.testing.assert_allclose(f[9:], [0.0, 100 / 201, 100 / 201])  # share outside the box
+    empty = np.zeros_like(snapped)
+    assert box_features(box, raw, empty)[0] == 0.0
+    scores = np.array([0.9, 0.5, 0.1])
+    both = ranking_features(scores, raw, snapped, box)
+    assert both.shape == (NUM_FEATURES + BOX_FEATURES,)
+    np.testing.assert_allclose(both[:NUM_FEATURES], ranking_features(scores, raw, snapped))
+    ranker = MaskRanker(RankerConfig(hidden=4, box=True))
+    assert ranker.rank(scores, raw, snapped, box).shape == (3,)
+    with pytest.raises(ValueError, match="give the box"):
+        ranker.rank(scores, raw, snapped)
+    clicks = MaskRanker(RankerConfig(hidden=4))  # a click ranker ignores a box
+    np.testing.assert_array_equal(
+        clicks.rank(scores, raw, snapped, box), clicks.rank(scores, raw, snapped)
+    )
+
+
+def test_a_saved_box_ranker_loads_as_one(tmp_path) -> None:
+    path = tmp_path / "box_ranker.safetensors"
+    save_state_dict_file(MaskRanker(RankerConfig(hidden=8, box=True)).export(), path)
+    assert segany.load_box_ranker(path=path).config == RankerConfig(hidden=8, box=True)
+    odd = {"mlp.0.weight": torch.zeros(8, 25)}
+    save_state_dict_file(odd, path)
+    with pytest.raises(CheckpointError, match="not a box ranker: 25 inputs"):
+        segany.load_box_ranker(path=path)
+    x = np.random.default_rng(0).normal(size=(40, NUM_FEATURES + BOX_FEATURES))
+    y = np.random.default_rng(1).uniform(size=(40, 3))
+    fitted = fit_ranker(x, y.astype(np.float32), RankerTrainConfig(epochs=1, hidden=4))
+    assert fitted.config.box
+    with pytest.raises(segany.InputError, match="Nx18 or Nx30"):
+        fit_ranker(x[:, :20], y)
+
+
+def test_box_examples_answer_each_box_with_three_snapped_masks() -> None:
+    """One example per object for its tight box, then one per object for its noisy box,
+    the boxes drawn as the evaluation draws them; the collector takes the same."""
+    torch.manual_seed(0)
+    scene = generate_scene(3, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
+    predictor = segany.Predictor(build_sam(TINY), cache_size=0, graph_cut=None, ranker=None)
+    predictor.set_image(scene.image)
+    examples = list(box_examples(predictor, GraphCut(), scene, np.random.default_rng(4)))
+    assert len(examples) == 2 * len(scene.masks)
+    tight, _ = prompt_boxes(scene, np.random.default_rng(4))
+    three = predictor.predict(box=tight, multimask=True)
+    snapped = np.stack([GraphCut()(scene.image, m, box=tight[0]) for m in three.masks[0]])
+    want = ranking_features(three.scores[0], three.masks[0], snapped, tight[0])
+    np.testing.assert_allclose(examples[0][0], want, rtol=1e-5)
+    for features, ious in examples:
+        assert features.shape == (NUM_FEATURES + BOX_FEATURES,)
+        assert all(0.0 <= v <= 1.0 for v in ious)
+
+    scenes: Any = [scene]  # a SceneDataset is read by len() and index
+    x, y = collect_ranking_examples(predictor, GraphCut(), scenes, progress=False, prompts="boxes")
+    assert x.shape == (2 * len(scene.masks), NUM_FEATURES + BOX_FEATURES)
+    assert y.shape == (len(x), 3)
+    first = next(box_examples(predictor, GraphCut(), scene, np.random.default_rng(0)))
+    np.testing.assert_allclose(x[0], first[0], rtol=1e-6)  # scene 0: its rng, seeded 0
+    with pytest.raises(ValueError, match="prompts must be one of"):
+        collect_ranking_examples(predictor, GraphCut(), scenes, prompts="lines")

@@ -20,9 +20,10 @@ from segany.weights import sha256_file
 
 # Floors for 12 held-out scenes: the bundled weights' own figures there, less a margin of
 # about 0.04 (docs/training.md has the 200-scene table). Raise them with new weights.
-FLOORS = {"box": 0.77, "centre": 0.58, "clicks_3": 0.74}  # measured: 0.797, 0.624, 0.788
-# (v10 with its refiner, graph cut and ranker, the Predictor's default, 3 masks per
-# corrective click; with single-mask corrections and the first ranker: 0.797, 0.619,
+FLOORS = {"box": 0.79, "centre": 0.58, "clicks_3": 0.74}  # measured: 0.831, 0.624, 0.788
+# (v10 with its refiner, graph cut, ranker and box ranker, the Predictor's default, 3 masks
+# per corrective click and per box; the box with its single mask: 0.797; with single-mask
+# corrections and the first ranker: 0.797, 0.619,
 # 0.682; single-mask corrections without the ranker: 0.810, 0.538, 0.709 (before
 # GrabCut's seeded start); with the refiner alone: 0.604, 0.415, 0.568; v10 alone:
 # 0.537, 0.368, 0.529)
@@ -109,6 +110,22 @@ def test_bundled_ranker_picks_the_better_snapped_mask(model) -> None:
     unranked = segany.Predictor(model, cache_size=0, ranker=None)
     gains = {"centre": 0.03, "random": 0.03, "clicks_3": 0.03}
     _assert_gains(unranked, ranked, gains, "the ranker")
+
+
+def test_bundled_box_ranker_answers_a_box_with_the_better_of_three(model) -> None:
+    """The shipped box ranker is the default for box prompts: each box is answered with 3
+    snapped masks and the best-scored kept. On 200 scenes it lifts the tight box from
+    0.748 (the single mask) to 0.794 (docs/training.md); here, on 8 scenes with the same
+    boxes for both, the tight and noisy box by 0.02 or more (measured: +0.037 each)."""
+    spec = get_spec("segany_shapes")
+    assert spec.box_ranker is not None
+    path = segany.loading.bundled_path(spec.box_ranker.filename)
+    assert sha256_file(path) == spec.box_ranker.sha256
+    assert path.stat().st_size == spec.box_ranker.size
+    ranked = segany.Predictor(model, cache_size=0)
+    assert ranked.box_ranker is not None and ranked.box_ranker.config.box  # "auto" finds it
+    single = segany.Predictor(model, cache_size=0, box_ranker=None)  # boxes: 1 mask
+    _assert_gains(single, ranked, {"box": 0.02, "noisy_box": 0.02}, "the box ranker")
 
 
 def _assert_gains(

@@ -111,6 +111,7 @@ def test_cli_trains_saves_and_refuses_to_overwrite(
         (["train", "ranker", "-o", "x", "--seed", "1"], "must not see the evaluation's scenes"),
         (["eval", "--ranker", "/no/such.safetensors"], "--ranker: /no/such.safetensors is not"),
         (["eval", "--ranker", "none", "proposals"], "--ranker is an option of the promptable"),
+        (["train", "ranker", "-o", "x", "--prompts", "lines"], "--prompts: invalid choice"),
     ],
 )
 def test_cli_refuses_bad_arguments(
@@ -135,3 +136,22 @@ def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
     assert ranker.config.hidden == 64
     assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").open()] == [1, 2]
     _refuses_to_overwrite(argv, out / "ranker.safetensors", capsys)
+
+
+@pytest.mark.usefixtures("tiny_model")
+def test_ranker_cli_trains_a_box_ranker(tmp_path: Path) -> None:
+    """``--prompts boxes``: the box ranker's file, scored on the box prompts with (3 masks,
+    ranked) and without it (the single mask); the click ranker's file is left alone."""
+    out = tmp_path / "run"
+    argv = ["train", "ranker", "-o", str(out), "--scenes", "1", "--epochs", "2"]
+    assert main([*argv, "--prompts", "boxes", "--eval-scenes", "1", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["prompts"] == "boxes" and summary["box_ranker"].endswith(
+        "box_ranker.safetensors"
+    )
+    assert set(summary["with_box_ranker"]) == set(summary["without_box_ranker"]) == {
+        "box", "noisy_box",
+    }  # fmt: skip
+    box_ranker = segany.load_box_ranker(path=out / "box_ranker.safetensors")
+    assert box_ranker.config.hidden == 64 and box_ranker.config.box
+    assert not (out / "ranker.safetensors").exists()

@@ -64,8 +64,8 @@ def positive_float(text: str) -> float:
 
 
 def add_mask_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--refiner auto|none|PATH``, ``--graph-cut auto|none`` and ``--ranker
-    auto|none|PATH``: the stages after the decoder (see Predictor)."""
+    """``--refiner auto|none|PATH``, ``--graph-cut auto|none``, ``--ranker auto|none|PATH``
+    and ``--box-ranker auto|none|PATH``: the stages after the decoder (see Predictor)."""
     parser.add_argument(
         "--refiner",
         metavar="auto|none|PATH",
@@ -87,12 +87,19 @@ def add_mask_stage_arguments(parser: argparse.ArgumentParser) -> None:
         help="score a click's snapped masks with a ranker: 'auto' (the one trained with the "
         "model's weights, if any), 'none' (the decoder's scores), or a ranker file",
     )
+    parser.add_argument(
+        "--box-ranker",
+        metavar="auto|none|PATH",
+        default="auto",
+        help="score a box's snapped masks with a ranker trained on boxes: 'auto' (the one "
+        "trained with the model's weights, if any), 'none' (as --ranker), or a ranker file",
+    )
 
 
 def mask_stages(args: argparse.Namespace) -> dict[str, Any]:
-    """``Predictor`` keyword arguments (refiner, graph_cut, ranker) for the options of
+    """``Predictor`` keyword arguments (refiner, graph_cut, rankers) for the options of
     :func:`add_mask_stage_arguments`; a value that is no choice nor a file: ``InputError``."""
-    from segany.refiners import load_ranker, load_refiner
+    from segany.refiners import load_box_ranker, load_ranker, load_refiner
 
     def part(value: str, flag: str, load: Callable[..., Any]) -> Any:
         if value in ("auto", "none"):
@@ -106,6 +113,7 @@ def mask_stages(args: argparse.Namespace) -> dict[str, Any]:
         "refiner": part(args.refiner, "--refiner", load_refiner),
         "graph_cut": None if args.graph_cut == "none" else "auto",
         "ranker": part(args.ranker, "--ranker", load_ranker),
+        "box_ranker": part(args.box_ranker, "--box-ranker", load_box_ranker),
     }
 
 

@@ -45,6 +45,11 @@ def register(commands: Any) -> None:
         "--click-masks", type=int, choices=(1, 3), default=3,
         help="masks answering each corrective click, the best by score kept (3)",
     )  # fmt: skip
+    parser.add_argument(
+        "--box-masks", choices=("auto", "1", "3"), default="auto",
+        help="masks answering each box, the best by score kept: 'auto' (3 when the model "
+        "has a box ranker, else 1)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=non_negative_int, default=0, help="prompt-noise seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
     from segany.errors import InputError
     from segany.eval import evaluate_promptable, summarize
+    from segany.eval.promptable import box_masks_of
 
     if args.json is not None and not args.json.parent.is_dir():
         raise InputError(f"--json: folder {args.json.parent} does not exist")
@@ -87,11 +93,14 @@ def run(args: argparse.Namespace) -> int:
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
     chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",
                   disable=args.quiet)  # fmt: skip
-    rows = evaluate_promptable(predictor, chosen, args.clicks, args.seed, args.click_masks)
+    box_masks = box_masks_of(predictor, None if args.box_masks == "auto" else int(args.box_masks))
+    rows = evaluate_promptable(
+        predictor, chosen, args.clicks, args.seed, args.click_masks, box_masks
+    )
     table = summarize(rows)
     used: dict[str, object] = {"refiner": predictor.refiner, "graph cut": predictor.graph_cut}
     if predictor.graph_cut is not None:
-        used["ranker"] = predictor.ranker
+        used |= {"ranker": predictor.ranker, "box ranker": predictor.box_ranker}
     after = " + ".join(name for name, stage in used.items() if stage is not None) or "decoder only"
     scenes, objects = args.scenes, len(rows)
     print(f"model {model.name} ({after}): {scenes} held-out scenes, {objects} objects")
@@ -104,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
                     "refiner": predictor.refiner is not None,
                     "graph_cut": predictor.graph_cut is not None,
                     "ranker": predictor.graph_cut is not None and predictor.ranker is not None,
+                    "box_ranker": predictor.graph_cut is not None
+                    and predictor.box_ranker is not None,
                     "click_masks": args.click_masks,
+                    "box_masks": box_masks,
                     "table": table,
                 },
                 indent=2,

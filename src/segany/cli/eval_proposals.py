@@ -58,7 +58,16 @@ def finite_float(text: str) -> float:
 
 def register(eval_parser: argparse.ArgumentParser) -> None:
     """Add ``proposals`` as an optional sub-command of the ``eval`` parser."""
-    promptable = ("clicks", "seed", "refiner", "graph_cut", "ranker")
+    promptable = (
+        "clicks",
+        "click_masks",
+        "box_masks",
+        "seed",
+        "refiner",
+        "graph_cut",
+        "ranker",
+        "box_ranker",
+    )
     promptable_only = {name: eval_parser.get_default(name) for name in promptable}
     evaluations = eval_parser.add_subparsers(
         title="other evaluations", dest="evaluation", metavar="EVALUATION"

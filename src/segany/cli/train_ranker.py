@@ -1,12 +1,14 @@
-"""``segany train ranker``: train the ranker of a click's snapped masks for a model.
+"""``segany train ranker``: train the ranker of a click's (or a box's) snapped masks.
 
 The model and its refiner stay frozen; on generated training scenes every object gets a
-random click and a centre click followed by corrective clicks, each prompt's 3 masks
-are snapped by the graph cut, and the ranker (segany.models.ranker) learns the IoU of
-each snapped mask. Writes
-``OUT/ranker.safetensors`` (use it as ``--ranker PATH`` in 'segany eval' and 'segany
-segment', or ``Predictor(model, ranker=segany.load_ranker(path=...))``),
-``OUT/log.jsonl`` and ``OUT/summary.json`` (held-out mIoU with and without it).
+random click and a centre click followed by corrective clicks (``--prompts clicks``), or
+its tight box and a noisy one (``--prompts boxes``); each prompt's 3 masks are snapped
+by the graph cut, and the ranker (segany.models.ranker) learns the IoU of each snapped
+mask. Writes ``OUT/ranker.safetensors`` (clicks; use it as ``--ranker PATH`` in 'segany
+eval' and 'segany segment', or ``Predictor(model, ranker=segany.load_ranker(path=...))``)
+or ``OUT/box_ranker.safetensors`` (boxes; ``--box-ranker PATH``, or
+``Predictor(model, box_ranker=...)``), ``OUT/log.jsonl`` and ``OUT/summary.json``
+(held-out mIoU with and without it).
 """
 
 from __future__ import annotations
@@ -26,23 +28,28 @@ from segany.cli.common import (
     positive_int,
 )
 
-__all__ = ["RANKER_FILE", "register", "run"]
+__all__ = ["BOX_RANKER_FILE", "RANKER_FILE", "register", "run"]
 
 RANKER_FILE = "ranker.safetensors"
+BOX_RANKER_FILE = "box_ranker.safetensors"
 
 
 def register(commands: Any) -> None:
     """Add ``ranker`` under ``segany train``."""
-    from segany.train.ranker import RankerTrainConfig
+    from segany.train.ranker import PROMPT_KINDS, RankerTrainConfig
 
     defaults = RankerTrainConfig()
     parser = commands.add_parser(
         "ranker",
-        help="train the ranker of a click's graph-cut-snapped masks on a frozen model",
+        help="train the ranker of a click's (or box's) graph-cut-snapped masks",
         description=__doc__.split("\n\n", 1)[1].replace("``", "'"),
     )
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     add_model_arguments(parser, with_mode=False)
+    parser.add_argument(
+        "--prompts", choices=PROMPT_KINDS,
+        help=f"the prompts the ranker ranks the masks of ({defaults.prompts})",
+    )  # fmt: skip
     parser.add_argument("--scenes", type=positive_int, help=f"training scenes ({defaults.scenes})")
     parser.add_argument("--epochs", type=positive_int, help=f"({defaults.epochs})")
     parser.add_argument("--lr", type=positive_float, help=f"({defaults.lr})")
@@ -69,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
     from segany.weights import save_state_dict_file
 
     out: Path = args.out
-    target = output_file(out, RANKER_FILE, args.overwrite)
-    names = ("scenes", "epochs", "lr", "seed", "clicks")
+    names = ("scenes", "epochs", "lr", "seed", "clicks", "prompts")
     config = config_from_args(RankerTrainConfig, args, names)
+    boxes = config.prompts == "boxes"
+    target = output_file(out, BOX_RANKER_FILE if boxes else RANKER_FILE, args.overwrite)
     model = segany.load_model(args.model, checkpoint=args.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     graph_cut = GraphCut()
@@ -79,10 +87,12 @@ def run(args: argparse.Namespace) -> int:
     with jsonl_log(out) as log:
         ranker = train_ranker(collector, graph_cut, config, progress=not args.quiet, log=log)
     save_state_dict_file(ranker.export(), target)
-    summary: dict[str, Any] = {"model": model.name, "ranker": str(target)} | config.to_dict()
-    held_out_summary(
-        out, summary, "ranker",
-        lambda chosen: segany.Predictor(model, cache_size=0, graph_cut=graph_cut, ranker=chosen),
-        ranker, args.eval_scenes, ("centre", "random", "clicks_3"),
-    )  # fmt: skip
+    stage = "box_ranker" if boxes else "ranker"
+    summary: dict[str, Any] = {"model": model.name, stage: str(target)} | config.to_dict()
+    keys = ("box", "noisy_box") if boxes else ("centre", "random", "clicks_3")
+
+    def predictor_with(chosen: Any) -> Any:
+        return segany.Predictor(model, cache_size=0, graph_cut=graph_cut, **{stage: chosen})
+
+    held_out_summary(out, summary, stage, predictor_with, ranker, args.eval_scenes, keys)
     return 0

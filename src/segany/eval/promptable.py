@@ -4,8 +4,10 @@ Prompt types (each object of each scene is one target):
   centre       one click at the object's most interior pixel; the mask picked by the
                model's predicted IoU (``centre_oracle``: the best of the 3 masks)
   random       one click at a uniformly random pixel of the object
-  box          the tight box
-  noisy_box    the tight box, each side moved by N(0, 0.1 x side), at most 20 px
+  box          the tight box: its single mask, or with ``box_masks=3`` the predictor's
+               pick of its 3 masks (the default when the predictor has a box ranker)
+  noisy_box    the tight box, each side moved by N(0, 0.1 x side), at most 20 px (its
+               masks as for ``box``)
   clicks_k     after the centre click, k corrective clicks, each at the most interior
                pixel of the larger error region (missed object: positive; wrongly
                included: negative), with the previous logits as mask input; the
@@ -56,30 +58,45 @@ def prompt_boxes(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np
     return boxes, np.stack([noisy_box(b, shape, rng) for b in boxes])
 
 
+def box_masks_of(predictor: Predictor, box_masks: int | None = None) -> int:
+    """The masks a box is answered with: ``box_masks`` (1 or 3), or when None 3 if
+    ``predictor`` ranks a box's snapped masks with a box ranker, else 1 (SAM's choice:
+    the decoder's own pick of 3 masks is worse than its single mask for a box)."""
+    if box_masks is None:
+        ranked = getattr(predictor, "box_ranker", None) is not None
+        return 3 if ranked and getattr(predictor, "graph_cut", None) is not None else 1
+    if box_masks not in (1, 3):
+        raise ValueError(f"box_masks must be 1 or 3, got {box_masks}")
+    return box_masks
+
+
 def evaluate_scene(
     predictor: Predictor,
     scene: Scene,
     clicks: int,
     rng: np.random.Generator,
     click_masks: int = 3,
+    box_masks: int | None = None,
 ) -> list[dict[str, float]]:
     """One row per object of ``scene``: its area and the IoU of every prompt type.
 
-    ``click_masks`` (3 or 1): masks the predictor answers each corrective click with.
+    ``click_masks`` (3 or 1): masks the predictor answers each corrective click with;
+    ``box_masks`` (3, 1 or None: :func:`box_masks_of`) the same for each box.
     """
     if click_masks not in (1, 3):
         raise ValueError(f"click_masks must be 1 or 3, got {click_masks}")
     multimask = click_masks == 3
+    multibox = box_masks_of(predictor, box_masks) == 3
     predictor.set_image(scene.image)
     shape = scene.image.shape[:2]
     boxes, noisy = prompt_boxes(scene, rng)
-    by_box = predictor.predict(box=boxes, multimask=False)
-    by_noisy = predictor.predict(box=noisy, multimask=False)
+    by_box = predictor.predict(box=boxes, multimask=multibox)
+    by_noisy = predictor.predict(box=noisy, multimask=multibox)
     rows = []
     for i, gt in enumerate(scene.masks):
         row: dict[str, float] = {"area": float(gt.sum()), "parent": float(scene.parent[i])}
-        row["box"] = iou(by_box.masks[i, 0], gt)
-        row["noisy_box"] = iou(by_noisy.masks[i, 0], gt)
+        row["box"] = iou(by_box.masks[i, int(np.argmax(by_box.scores[i]))], gt)
+        row["noisy_box"] = iou(by_noisy.masks[i, int(np.argmax(by_noisy.scores[i]))], gt)
         row["box_fill"] = iou(box_fill(boxes[i], shape), gt)
         ys, xs = np.nonzero(gt)
         pick = rng.integers(len(ys))
@@ -116,12 +133,14 @@ def evaluate_promptable(
     clicks: int = 3,
     seed: int = 0,
     click_masks: int = 3,
+    box_masks: int | None = None,
 ) -> list[dict[str, float]]:
     """Rows (one per object, see :func:`evaluate_scene`) over all ``scenes``."""
     rng = np.random.default_rng(seed)
+    box_masks = box_masks_of(predictor, box_masks)  # refused before the first scene
     rows: list[dict[str, float]] = []
     for scene in scenes:
-        rows.extend(evaluate_scene(predictor, scene, clicks, rng, click_masks))
+        rows.extend(evaluate_scene(predictor, scene, clicks, rng, click_masks, box_masks))
     return rows
 
 

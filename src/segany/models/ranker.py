@@ -8,11 +8,16 @@ already has — the decoder's scores, each mask's area before and after the cut,
 the cut moved it, and how much the three snapped masks overlap — so the mask a click
 answers with is the one most likely to be the object. A small MLP (18 → 64 → 64 → 3,
 5.6 k parameters) trained on generated scenes (:mod:`segany.train.ranker`).
+
+A box ranker (``RankerConfig(box=True)``) ranks a box's three masks and also reads how
+each mask fits the box (:func:`box_features`: 12 more inputs): a whole object fills its
+tight box edge to edge, a part does not.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,30 +28,41 @@ from ..data.masks import binary_iou
 
 CANDIDATES = 3  # SAM's ambiguity-aware masks
 NUM_FEATURES = 6 * CANDIDATES
+BOX_FEATURES = 4 * CANDIDATES  # what a box ranker reads besides (box_features)
 
 
 @dataclass(frozen=True)
 class RankerConfig:
-    """Width of the ranker's two hidden layers."""
+    """Width of the ranker's two hidden layers; ``box``: a box ranker, which reads the
+    prompt box's :func:`box_features` too."""
 
     hidden: int = 64
+    box: bool = False
 
     def __post_init__(self) -> None:
         if self.hidden < 1:
             raise ValueError(f"hidden must be at least 1, got {self.hidden}")
 
+    @property
+    def features(self) -> int:
+        """The number of inputs: 18, or 30 for a box ranker."""
+        return NUM_FEATURES + (BOX_FEATURES if self.box else 0)
 
-def ranking_features(scores: np.ndarray, raw: np.ndarray, snapped: np.ndarray) -> np.ndarray:
-    """The ranker's 18 inputs for one prompt's candidates.
+
+def ranking_features(
+    scores: np.ndarray, raw: np.ndarray, snapped: np.ndarray, box: np.ndarray | None = None
+) -> np.ndarray:
+    """The ranker's inputs for one prompt's candidates.
 
     Arguments:
       scores: 3 predicted IoUs of the decoder. raw: 3xHxW bool masks before the cut;
-        snapped: 3xHxW bool masks after it.
+        snapped: 3xHxW bool masks after it. box: the prompt's XYXY box (4,), for a box
+        ranker, or None.
 
     Returns:
       (18,) float32: scores; IoU(raw, snapped) per mask; log area of the snapped and of the
       raw mask as fractions of the image; log of their ratio; pairwise IoU of the snapped
-      masks (0-1, 0-2, 1-2).
+      masks (0-1, 0-2, 1-2). With ``box``: (30,), the :func:`box_features` appended.
     """
     if raw.shape != snapped.shape or raw.shape[0] != CANDIDATES or len(scores) != CANDIDATES:
         raise ValueError(
@@ -66,7 +82,52 @@ def ranking_features(scores: np.ndarray, raw: np.ndarray, snapped: np.ndarray) -
         np.log((snap_area + 1) / (raw_area + 1)),
         np.asarray(pairs),
     ]
+    if box is not None:
+        parts.append(box_features(box, raw, snapped))
     return np.concatenate(parts).astype(np.float32)
+
+
+def box_features(box: np.ndarray, raw: np.ndarray, snapped: np.ndarray) -> np.ndarray:
+    """How a box's 3 masks fit it: (12,) float64.
+
+    Arguments:
+      box: XYXY (4,) in pixels, right and bottom edges inclusive (as a tight box is).
+      raw, snapped: 3xHxW bool masks before and after the cut.
+
+    Returns:
+      the IoU of each snapped mask's bounding box with ``box`` (3), the same for the raw
+      masks (3), the log of each snapped mask's area over the box's (3) and the share of
+      each snapped mask outside the box (3).
+    """
+    height, width = snapped.shape[1:]
+    x0, y0, x1, y1 = np.round(np.asarray(box, dtype=np.float64)).astype(int)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width - 1), min(y1, height - 1)
+    box_area = max(x1 - x0 + 1, 0) * max(y1 - y0 + 1, 0) + 1.0
+    area = snapped.reshape(CANDIDATES, -1).sum(1).astype(np.float64)
+    inside = snapped[:, y0 : y1 + 1, x0 : x1 + 1].reshape(CANDIDATES, -1).sum(1)
+    parts = [
+        [_bbox_iou(m, (x0, y0, x1, y1)) for m in snapped],
+        [_bbox_iou(m, (x0, y0, x1, y1)) for m in raw],
+        np.log(area / box_area + 1e-4),
+        (area - inside) / (area + 1),
+    ]
+    return np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+
+
+def _bbox_iou(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """IoU of ``mask``'s bounding box with the inclusive XYXY ``box`` (0 for an empty mask)."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if len(rows) == 0:
+        return 0.0
+    tight = (cols[0], rows[0], cols[-1], rows[-1])
+    overlap = [max(tight[0], box[0]), max(tight[1], box[1])]
+    overlap += [min(tight[2], box[2]), min(tight[3], box[3])]
+
+    def area(r: Sequence[int]) -> int:
+        return max(r[2] - r[0] + 1, 0) * max(r[3] - r[1] + 1, 0)
+
+    inter = area(overlap)
+    return inter / (area(tight) + area(box) - inter)
 
 
 class MaskRanker(nn.Module):
@@ -81,11 +142,11 @@ class MaskRanker(nn.Module):
     def __init__(self, config: RankerConfig | None = None) -> None:
         super().__init__()
         self.config = config or RankerConfig()
-        width = self.config.hidden
-        self.register_buffer("mean", torch.zeros(NUM_FEATURES))
-        self.register_buffer("std", torch.ones(NUM_FEATURES))
+        width, inputs = self.config.hidden, self.config.features
+        self.register_buffer("mean", torch.zeros(inputs))
+        self.register_buffer("std", torch.ones(inputs))
         self.mlp = nn.Sequential(
-            nn.Linear(NUM_FEATURES, width),
+            nn.Linear(inputs, width),
             nn.ReLU(),
             nn.Linear(width, width),
             nn.ReLU(),
@@ -94,11 +155,14 @@ class MaskRanker(nn.Module):
 
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, torch.Tensor]) -> MaskRanker:
-        """A ranker from :meth:`export`'s tensors (its width read from them)."""
+        """A ranker from :meth:`export`'s tensors (its width and kind read from them)."""
         weight = state_dict.get("mlp.0.weight")
         if weight is None or weight.ndim != 2:
             raise ValueError("no mlp.0.weight: not a mask ranker")
-        ranker = cls(RankerConfig(hidden=int(weight.shape[0])))
+        inputs = int(weight.shape[1])
+        if inputs not in (NUM_FEATURES, NUM_FEATURES + BOX_FEATURES):
+            raise ValueError(f"{inputs} inputs: not a mask ranker")
+        ranker = cls(RankerConfig(hidden=int(weight.shape[0]), box=inputs > NUM_FEATURES))
         ranker.load_state_dict(state_dict)
         return ranker.eval()
 
@@ -115,7 +179,17 @@ class MaskRanker(nn.Module):
         return torch.sigmoid(self.logits(features))
 
     @torch.inference_mode()
-    def rank(self, scores: np.ndarray, raw: np.ndarray, snapped: np.ndarray) -> np.ndarray:
-        """The 3 predicted IoUs of ``snapped`` (arguments as :func:`ranking_features`)."""
-        features = torch.from_numpy(ranking_features(scores, raw, snapped))[None]
+    def rank(
+        self,
+        scores: np.ndarray,
+        raw: np.ndarray,
+        snapped: np.ndarray,
+        box: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The 3 predicted IoUs of ``snapped`` (arguments as :func:`ranking_features`;
+        ``box`` is read by a box ranker, which needs it, and ignored by a click ranker)."""
+        if self.config.box and box is None:
+            raise ValueError("a box ranker ranks the masks of a box: give the box")
+        chosen = box if self.config.box else None
+        features = torch.from_numpy(ranking_features(scores, raw, snapped, chosen))[None]
         return self(features.to(self.mean.dtype))[0].float().numpy()

@@ -1,9 +1,12 @@
 """Training the :class:`~segany.models.ranker.MaskRanker` on a frozen pipeline.
 
-For every object of generated training scenes, two single clicks (the object's most
-interior pixel, as the evaluation's centre click, and a uniformly random pixel of it),
-and corrective clicks after the centre one, go through the model and its refiner (3
-candidates each); every candidate is snapped by the graph cut; the example is the
+A click ranker (``prompts="clicks"``): for every object of generated training scenes,
+two single clicks (the object's most interior pixel, as the evaluation's centre click,
+and a uniformly random pixel of it), and corrective clicks after the centre one, go
+through the model and its refiner (3 candidates each). A box ranker
+(``prompts="boxes"``): every object's tight box and a noisy copy of it (as the
+evaluation draws them, :func:`~segany.eval.promptable.prompt_boxes`), each answered
+with 3 masks. Every candidate is snapped by the graph cut; the example is the
 candidates' :func:`ranking_features` and the target the IoU of each snapped mask with
 the object. The ranker then regresses those IoUs (MSE on
 the sigmoid), so its output stays a predicted IoU and its argmax picks the mask.
@@ -11,7 +14,7 @@ the sigmoid), so its output stays a predicted IoU and its argmax picks the mask.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -19,26 +22,39 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.masks import binary_iou, corrective_click, interior_point
-from ..data.scenes import EVAL_BASE_SEED, SceneDataset
+from ..data.scenes import EVAL_BASE_SEED, Scene, SceneDataset
 from ..errors import InputError
+from ..eval.promptable import prompt_boxes
 from ..models.graph_cut import GraphCut
-from ..models.ranker import MaskRanker, RankerConfig, ranking_features
+from ..models.ranker import (
+    BOX_FEATURES,
+    NUM_FEATURES,
+    MaskRanker,
+    RankerConfig,
+    ranking_features,
+)
 from ..predictor import Predictor
 from .config import require_at_least
 
 __all__ = [
+    "PROMPT_KINDS",
     "RankerTrainConfig",
+    "box_examples",
     "collect_ranking_examples",
     "fit_ranker",
     "object_examples",
     "train_ranker",
 ]
 
+PROMPT_KINDS = ("clicks", "boxes")  # what a ranker is trained to rank (see the module doc)
+
 
 @dataclass(frozen=True)
 class RankerTrainConfig:
     """Options of :func:`train_ranker`: ``scenes`` training scenes of base seed ``seed``
-    (never the evaluation's), then ``epochs`` over their examples."""
+    (never the evaluation's), prompted with ``prompts`` (one of :data:`PROMPT_KINDS`;
+    ``clicks`` corrective clicks after each centre click), then ``epochs`` over their
+    examples."""
 
     scenes: int = 600
     epochs: int = 60
@@ -48,10 +64,13 @@ class RankerTrainConfig:
     hidden: int = 64
     seed: int = 7
     clicks: int = 2
+    prompts: str = "clicks"
 
     def __post_init__(self) -> None:
         require_at_least(self, 1, ("scenes", "epochs", "batch_size", "hidden"))
         require_at_least(self, 0, ("clicks",))
+        if self.prompts not in PROMPT_KINDS:
+            raise InputError(f"prompts must be one of {PROMPT_KINDS}, got {self.prompts!r}")
         if self.lr <= 0:
             raise InputError(f"lr must be positive, got {self.lr}")
         if self.seed == EVAL_BASE_SEED or self.seed < 0:
@@ -117,32 +136,62 @@ def object_examples(
         previous = logits[chosen]
 
 
+def box_examples(
+    predictor: Predictor,
+    graph_cut: GraphCut,
+    scene: Scene,
+    rng: np.random.Generator,
+) -> Iterator[tuple[np.ndarray, list[float]]]:
+    """(features (30,), snapped candidates' IoUs (3,)) of every object's tight box, then
+    of every object's noisy box, each answered with 3 masks (``predictor`` has the image)."""
+    for boxes in prompt_boxes(scene, rng):
+        out = predictor.predict(box=boxes, multimask=True)
+        answers = zip(boxes, out.masks, out.scores, scene.masks, strict=True)
+        for box, masks, scores, truth in answers:
+            snapped = np.stack([graph_cut(scene.image, m, box=box) for m in masks])
+            features = ranking_features(scores, masks, snapped, box)
+            yield features, [binary_iou(m, truth) for m in snapped]
+
+
 def collect_ranking_examples(
     predictor: Predictor,
     graph_cut: GraphCut,
     scenes: SceneDataset,
     clicks: int = 2,
     progress: bool = True,
+    prompts: str = "clicks",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features Nx18 and targets Nx3 (IoU of each snapped candidate with the object)
-    from every object's :func:`object_examples`.
+    """Features Nx18 (Nx30 for boxes) and targets Nx3 (IoU of each snapped candidate)
+    from every object's :func:`object_examples` (``prompts="clicks"``) or
+    :func:`box_examples` (``prompts="boxes"``).
 
     ``predictor`` must not snap (``graph_cut=None``): the cut is applied here, so the
     masks before and after it are both at hand.
     """
     if predictor.graph_cut is not None:
         raise ValueError("collect_ranking_examples needs a Predictor with graph_cut=None")
+    if prompts not in PROMPT_KINDS:
+        raise ValueError(f"prompts must be one of {PROMPT_KINDS}, got {prompts!r}")
     features, targets = [], []
     for index in tqdm(range(len(scenes)), unit="scene", disable=not progress):
         scene = scenes[index]
         predictor.set_image(scene.image)
         rng = np.random.default_rng(index)
-        for truth in scene.masks:
-            for _, feature, target in object_examples(
-                predictor, graph_cut, scene.image, truth, rng, clicks
-            ):
-                features.append(feature)
-                targets.append(target)
+        if prompts == "boxes":
+            examples: Iterable[tuple[np.ndarray, list[float]]] = box_examples(
+                predictor, graph_cut, scene, rng
+            )
+        else:
+            examples = (
+                (feature, target)
+                for truth in scene.masks
+                for _, feature, target in object_examples(
+                    predictor, graph_cut, scene.image, truth, rng, clicks
+                )
+            )
+        for feature, target in examples:
+            features.append(feature)
+            targets.append(target)
     return np.stack(features), np.asarray(targets, dtype=np.float32)
 
 
@@ -152,15 +201,24 @@ def fit_ranker(
     config: RankerTrainConfig = RankerTrainConfig(),
     log: Callable[[dict[str, float]], object] | None = None,
 ) -> MaskRanker:
-    """A ranker fitted to Nx18 ``features`` and Nx3 ``targets`` (eval mode out).
+    """A ranker fitted to Nx18 ``features`` (Nx30: a box ranker, see
+    :class:`~segany.models.ranker.RankerConfig`) and Nx3 ``targets`` (eval mode out).
 
     ``log`` receives per epoch the mean squared error and the mean target IoU of the
     mask the ranker picks (on the training examples).
     """
     if len(features) == 0:
         raise InputError("no examples to fit the ranker on (scenes without objects?)")
+    if np.ndim(features) != 2 or features.shape[1] not in (
+        NUM_FEATURES,
+        NUM_FEATURES + BOX_FEATURES,
+    ):
+        raise InputError(
+            f"features must be Nx18 or Nx30 (a box ranker's), got {np.shape(features)}"
+        )
+    box = features.shape[1] == NUM_FEATURES + BOX_FEATURES  # a box ranker's examples
     torch.manual_seed(config.seed)
-    ranker = MaskRanker(RankerConfig(hidden=config.hidden))
+    ranker = MaskRanker(RankerConfig(hidden=config.hidden, box=box))
     x = torch.from_numpy(np.asarray(features, dtype=np.float32))
     y = torch.from_numpy(np.asarray(targets, dtype=np.float32))
     ranker.mean.copy_(x.mean(0))
@@ -198,6 +256,6 @@ def train_ranker(
     """Collect examples on ``config.scenes`` training scenes, then fit a ranker."""
     scenes = SceneDataset(config.scenes, config.seed)
     features, targets = collect_ranking_examples(
-        predictor, graph_cut, scenes, config.clicks, progress
+        predictor, graph_cut, scenes, config.clicks, progress, config.prompts
     )
     return fit_ranker(features, targets, config, log)

@@ -12,7 +12,8 @@ and size) trained on box prompts pick it?
                                 a box ranker (30 features), or with --click-features one
                                 on the click ranker's 18 features alone
     eval N0 N1 RANKER OUT.json  held-out scenes: single mask, and the 3 masks picked by
-                                the decoder's score, the click ranker, RANKER; oracle
+                                the decoder's score and by RANKER (a box ranker, or the
+                                mask ranker of --click-features); oracle
     summary A.json ...          a markdown table by prompt and object size
 
 docs/training.md, "Boxes answered with three masks" and "The box ranker", has the
@@ -33,13 +34,14 @@ import segany
 from segany.data.masks import binary_iou
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
 from segany.eval.promptable import SIZE_BINS, prompt_boxes
+from segany.loading import load_part
 from segany.models.graph_cut import GraphCut
-from segany.models.ranker import NUM_FEATURES, ranking_features
+from segany.models.ranker import NUM_FEATURES, MaskRanker, ranking_features
 from segany.train.ranker import RankerTrainConfig, fit_ranker
 from segany.weights import save_state_dict_file
 
 SEED = 31
-METHODS = ("single", "decoder", "click_ranker", "box_ranker", "oracle")
+METHODS = ("single", "decoder", "ranker", "oracle")
 
 
 def _setup() -> tuple[segany.Predictor, segany.Predictor]:
@@ -76,7 +78,8 @@ def fit(out: str, shards: list[str], click_features: bool) -> None:
     f, t = (np.concatenate([d[k] for d in data]) for k in ("f", "t"))
     f = f[:, :NUM_FEATURES] if click_features else f
     logged: list[dict[str, float]] = []
-    ranker = fit_ranker(f, t, RankerTrainConfig(seed=SEED), log=logged.append)
+    config = RankerTrainConfig(seed=SEED, prompts="boxes")  # 18 features: a mask ranker
+    ranker = fit_ranker(f, t, config, log=logged.append)
     print(len(f), "examples; picked", logged[-1]["picked_iou"], "slot 0", t[:, 0].mean(),
           "oracle", t.max(1).mean())  # fmt: skip
     save_state_dict_file(ranker.export(), out)
@@ -85,7 +88,9 @@ def fit(out: str, shards: list[str], click_features: bool) -> None:
 def evaluate(n0: int, n1: int, ranker_path: str, out: str) -> None:
     full, raw = _setup()
     cut, scenes, rows = GraphCut(), SceneDataset(200, EVAL_BASE_SEED), []
-    click_ranker, box_ranker = segany.load_ranker(), segany.load_box_ranker(path=ranker_path)
+    # the mask ranker of the 18 features (fit --click-features; the bundled click ranker
+    # before 2026-12-05), or a box ranker
+    box_ranker = load_part(ranker_path, MaskRanker.from_state_dict, "ranker")
     for i in range(n0, n1):
         scene = scenes[i]
         full.set_image(scene.image)
@@ -100,8 +105,7 @@ def evaluate(n0: int, n1: int, ranker_path: str, out: str) -> None:
                 ious = [binary_iou(m, truth) for m in snapped]
                 picks = {
                     "decoder": scores,
-                    "click_ranker": click_ranker.rank(scores, masks, snapped),
-                    "box_ranker": box_ranker.rank(scores, masks, snapped, boxes[j]),
+                    "ranker": box_ranker.rank(scores, masks, snapped, boxes[j]),
                 }
                 row = {"kind": kind, "area": float(truth.sum())}
                 row["single"] = binary_iou(single.masks[j, 0], truth)

@@ -7,10 +7,11 @@
     cv A.npz                fit on the first 60 % of the rows, score the pick on the rest,
                             with 18 and with 30 features
 
-Click features per snapped mask: the first click's distance-transform depth over the
+Click features per snapped mask (segany.models.ranker.click_features, which the click
+ranker reads since 2026-12-05): the first click's distance-transform depth over the
 mask's deepest point; the share of positive and of negative clicks inside; the click's
-distance to the mask's centroid over sqrt(area). docs/training.md, "The box ranker",
-has the result.
+distance to the mask's centroid over sqrt(area). docs/training.md, "The box ranker"
+and "Click features", has the results.
 """
 
 from __future__ import annotations
@@ -25,31 +26,10 @@ import segany
 from segany.data.masks import binary_iou, corrective_click, interior_point
 from segany.data.scenes import SceneDataset
 from segany.models.graph_cut import GraphCut
-from segany.models.ranker import ranking_features
+from segany.models.ranker import click_features, ranking_features
 from segany.train.ranker import RankerTrainConfig, fit_ranker
 
 SEED = 41
-
-
-def click_features(points: list, labels: list, snapped: np.ndarray) -> np.ndarray:
-    """(12,): depth, positives inside, negatives inside, centroid distance, per mask."""
-    pts, lab = np.asarray(points, float), np.asarray(labels)
-    height, width = snapped.shape[1:]
-    at = np.clip(pts.astype(int), 0, [width - 1, height - 1])
-    out: list[float] = []
-    for mask in snapped:
-        area = mask.sum()
-        if area == 0:
-            out += [0.0, 0.0, 0.0, 3.0]
-            continue
-        depth = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
-        inside = mask[at[:, 1], at[:, 0]]
-        positive = inside[lab == 1].mean() if (lab == 1).any() else 1.0
-        negative = inside[lab == 0].mean() if (lab == 0).any() else 0.0
-        ys, xs = np.nonzero(mask)
-        away = np.hypot(xs.mean() - pts[0, 0], ys.mean() - pts[0, 1]) / np.sqrt(area)
-        out += [depth[at[0, 1], at[0, 0]] / (depth.max() + 1e-6), positive, negative, away]
-    return np.asarray(out, np.float32)
 
 
 def collect(n0: int, n1: int, out: str) -> None:
@@ -67,7 +47,7 @@ def collect(n0: int, n1: int, out: str) -> None:
         snapped = np.stack([cut(image, m, coords, np.array(labels)) for m in o.masks])
         ious = [binary_iou(m, truth) for m in snapped]
         rows["f"].append(ranking_features(o.scores, o.masks, snapped))
-        rows["c"].append(click_features(points, labels, snapped))
+        rows["c"].append(click_features(coords, np.array(labels), snapped))
         rows["t"].append(ious)
         rows["k"].append(k)
         return o.low_res_logits, snapped, ious
@@ -109,7 +89,6 @@ def cv(path: str) -> None:
     report("oracle", t.argmax(1))
     report("decoder", data["f"][n:, :3].argmax(1))
     for name, x in (("18", data["f"]), ("18 + 12 click", np.hstack([data["f"], data["c"]]))):
-        # 30 inputs fit as a box ranker's would (the MLP is the same; only its name differs)
         ranker = fit_ranker(x[:n], data["t"][:n].astype(np.float32), RankerTrainConfig(seed=31))
         with torch.no_grad():
             report(name, ranker(torch.from_numpy(x[n:].astype(np.float32))).argmax(1).numpy())

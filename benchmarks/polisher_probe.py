@@ -142,7 +142,8 @@ def answer(stages, image, truth, prompt, multimask, sink):  # type: ignore[no-un
             x0, y0, side = window(region)
             target = resized(cut(truth.astype(np.uint8) * 255, x0, y0, side), side)
             sink.append((inputs(image, raw, snap, region, points, labels), target, box is None))
-    scores = ranker.rank(out.scores, out.masks, snapped) if multimask else out.scores
+    clicks = None if points is None else (points, labels)
+    scores = ranker.rank(out.scores, out.masks, snapped, box, clicks) if multimask else out.scores
     best = int(np.argmax(scores))
     return snapped[best], out.low_res_logits[best]
 

@@ -72,13 +72,16 @@ class Predictor:
       ranker (MaskRanker | "auto" | None): with graph cut on and 3 masks per prompt, the
         scores become the ranker's predicted IoU of the *snapped* masks
         (:mod:`segany.models.ranker`), so the best-scored mask is the one most likely
-        right after snapping. "auto" (default): the ranker registered with the model's
-        weights, if any; None: the decoder's scores.
+        right after snapping; a click ranker (kind "clicks") reads where the prompt's
+        clicks sit in each mask, a mask ranker (kind "masks") only the masks. "auto"
+        (default): the ranker registered with the model's weights, if any; None: the
+        decoder's scores.
       box_ranker (MaskRanker | "auto" | None): the same for prompts that are boxes alone
         (a ranker trained on boxes, ``segany train ranker --prompts boxes``); asked for 3
         masks, a box is then best answered by its best-scored one, better than by its
         single mask. "auto" (default): the one registered with the model's weights, if
-        any; None: boxes are scored by ``ranker``.
+        any; None: boxes are scored by ``ranker`` (the decoder's scores if that is a
+        click ranker, which needs clicks).
     """
 
     def __init__(
@@ -104,12 +107,15 @@ class Predictor:
             graph_cut, "graph_cut", "GraphCut", refiners.registered_graph_cut, model
         )
         ranker = _stage(ranker, "ranker", "MaskRanker", refiners.registered_ranker, model)
-        if ranker is not None and ranker.config.box:
+        if ranker is not None and ranker.config.kind == "boxes":
             raise ValueError("ranker is a box ranker (it reads a box): pass it as box_ranker")
         self.ranker = ranker.eval() if ranker is not None else None
         box_ranker = _stage(
             box_ranker, "box_ranker", "MaskRanker", refiners.registered_box_ranker, model
         )
+        if box_ranker is not None and box_ranker.config.kind != "boxes":
+            kind = box_ranker.config.kind
+            raise ValueError(f"box_ranker is a {kind} ranker, not a box ranker: pass it as ranker")
         self.box_ranker = box_ranker.eval() if box_ranker is not None else None
         self.model = model.eval()
         self.transform = ResizeLongestSide(model.image_size)
@@ -242,16 +248,23 @@ class Predictor:
             snapped = self._snap(found.copy() if ranker is not None else found, prompts, start)
             if ranker is not None:
                 given = prompts.boxes[start:stop] if prompts.boxes is not None else [None] * count
+                clicks = None
+                if prompts.points is not None and prompts.labels is not None:
+                    clicks = (prompts.points, prompts.labels)
                 answers = zip(ious, found, snapped, given, strict=True)
-                ious = np.stack([ranker.rank(*answer) for answer in answers])
+                ious = np.stack([ranker.rank(*answer, clicks) for answer in answers])
             found = snapped
         return found, ious, logits.cpu().numpy()
 
     def ranker_for(self, prompts: Prompts) -> MaskRanker | None:
         """The ranker of ``prompts``' snapped masks: the box ranker for boxes alone (when
-        there is one), else the click ranker."""
-        box_alone = prompts.boxes is not None and prompts.points is None
-        return self.box_ranker if box_alone and self.box_ranker is not None else self.ranker
+        there is one), else the click ranker (None if it needs clicks and there are none)."""
+        if prompts.points is None:
+            if prompts.boxes is not None and self.box_ranker is not None:
+                return self.box_ranker
+            if self.ranker is not None and self.ranker.config.kind == "clicks":
+                return None
+        return self.ranker
 
     def _snap(self, masks: np.ndarray, prompts: Prompts, start: int) -> np.ndarray:
         """BxCxHxW masks of the prompts from ``start``, snapped by the graph cut, if any."""

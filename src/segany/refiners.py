@@ -78,7 +78,7 @@ def registered_graph_cut(model: object) -> GraphCut | None:
 def load_ranker(model_name: str | None = None, path: str | Path | None = None) -> MaskRanker:
     """The mask ranker in ``path``, else the one registered for ``model_name`` (files read
     as in :func:`load_refiner`)."""
-    return _load("ranker", "mask ranker", MaskRanker.from_state_dict, model_name, path)
+    return _load("ranker", "mask ranker", _ranker_of("masks", "clicks"), model_name, path)
 
 
 def registered_ranker(model: object) -> MaskRanker | None:
@@ -90,7 +90,19 @@ def registered_ranker(model: object) -> MaskRanker | None:
 def load_box_ranker(model_name: str | None = None, path: str | Path | None = None) -> MaskRanker:
     """The box ranker in ``path``, else the one registered for ``model_name`` (a
     :class:`MaskRanker` trained on box prompts; files read as in :func:`load_refiner`)."""
-    return _load("box_ranker", "box ranker", MaskRanker.from_state_dict, model_name, path)
+    return _load("box_ranker", "box ranker", _ranker_of("boxes"), model_name, path)
+
+
+def _ranker_of(*kinds: str) -> Callable[[dict[str, torch.Tensor]], MaskRanker]:
+    """A builder of :class:`MaskRanker` that refuses rankers of other kinds."""
+
+    def build(tensors: dict[str, torch.Tensor]) -> MaskRanker:
+        ranker = MaskRanker.from_state_dict(tensors)
+        if ranker.config.kind not in kinds:
+            raise ValueError(f"it is a {ranker.config.kind!r} ranker")
+        return ranker
+
+    return build
 
 
 def registered_box_ranker(model: object) -> MaskRanker | None:

@@ -181,10 +181,11 @@ _SHAPES_HEAD_SIZE = 781_452
 _SHAPES_REFINER_FILE = "segany_shapes_refiner.safetensors"
 _SHAPES_REFINER_SHA256 = "ecb479b54fdbd5f4581d6bf9b87563348a23eeecd2ed4ae9f72f7747e67420cc"
 _SHAPES_REFINER_SIZE = 255_332
-# Its ranker of a click's snapped masks, trained on the frozen pipeline (segany train ranker).
+# Its ranker of a click's snapped masks, which reads where the clicks sit, trained on the
+# frozen pipeline (segany train ranker --scenes 500).
 _SHAPES_RANKER_FILE = "segany_shapes_ranker.safetensors"
-_SHAPES_RANKER_SHA256 = "f2ff7f25616b7324d1aa3f921aa71fd0ce0ee9bfc90f54156561b1545926cc3c"
-_SHAPES_RANKER_SIZE = 23_020
+_SHAPES_RANKER_SHA256 = "8e782af0f5ee369df91738b32d29a0efe2c9f5775a58d8d896631f7de36688a2"
+_SHAPES_RANKER_SIZE = 26_252
 # Its ranker of a box's 3 snapped masks (segany train ranker --prompts boxes, defaults).
 _SHAPES_BOX_RANKER_FILE = "segany_shapes_box_ranker.safetensors"
 _SHAPES_BOX_RANKER_SHA256 = "a22b332f8ba94deb9496394679ac6005438799af2bfa7e7292c835a5b6b5714d"

@@ -391,10 +391,12 @@ def test_mask_stage_choices_reach_the_predictor(
     assert fake["box_ranker"] == "auto"
     assert main([*args, "--box-ranker", "none"]) == 0 and fake["box_ranker"] is None
     ranker_file = tmp_path / "box_ranker.safetensors"
-    save_state_dict_file(MaskRanker(RankerConfig(hidden=4)).export(), ranker_file)
+    save_state_dict_file(MaskRanker(RankerConfig(hidden=4, kind="boxes")).export(), ranker_file)
     assert main([*args, "--box-ranker", str(ranker_file)]) == 0
     assert isinstance(fake["box_ranker"], MaskRanker) and fake["box_ranker"].config.hidden == 4
     capsys.readouterr()
+    assert main([*args, "--ranker", str(ranker_file)]) == 2  # a box ranker as the click one
+    assert "is not a mask ranker: it is a 'boxes' ranker" in capsys.readouterr().err
     assert main([*args, "--graph-cut", "always"]) == 2
     assert "invalid choice: 'always'" in capsys.readouterr().err
     assert main([*args, "--refiner", str(tmp_path / "missing.safetensors")]) == 2

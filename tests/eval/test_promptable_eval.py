@@ -91,7 +91,7 @@ def test_boxes_answer_with_three_masks_when_a_box_ranker_ranks_them() -> None:
     torch.manual_seed(0)
     model = build_sam(TINY)
     scene = generate_scene(5, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
-    ranker = MaskRanker(RankerConfig(hidden=4, box=True))
+    ranker = MaskRanker(RankerConfig(hidden=4, kind="boxes"))
     for kwargs, asked, expected in [
         ({}, None, {False}),  # random weights: no box ranker registered
         ({"graph_cut": GraphCut(), "box_ranker": ranker}, None, {True}),

@@ -16,10 +16,13 @@ from segany.models import build_sam
 from segany.models.graph_cut import GraphCut
 from segany.models.ranker import (
     BOX_FEATURES,
+    CLICK_FEATURES,
     NUM_FEATURES,
+    RANKER_KINDS,
     MaskRanker,
     RankerConfig,
     box_features,
+    click_features,
     ranking_features,
 )
 from segany.models.refiner import MaskRefiner
@@ -61,23 +64,84 @@ def test_features_describe_the_cut_and_the_overlaps() -> None:
         ranking_features(scores[:2], raw[:2], snapped[:2])
 
 
-def test_a_saved_ranker_loads_with_its_width_and_gives_the_same_scores(tmp_path) -> None:
+@pytest.mark.parametrize("kind", RANKER_KINDS)
+def test_a_saved_ranker_loads_with_its_width_and_kind_and_gives_the_same_scores(
+    tmp_path, kind: str
+) -> None:
     torch.manual_seed(0)
-    ranker = MaskRanker(RankerConfig(hidden=8)).eval()
+    ranker = MaskRanker(RankerConfig(hidden=8, kind=kind)).eval()
     ranker.mean.normal_()
     path = tmp_path / "ranker.safetensors"
     save_state_dict_file(ranker.export(), path)
-    loaded = segany.load_ranker(path=path)
-    assert loaded.config == RankerConfig(hidden=8)
+    load = segany.load_box_ranker if kind == "boxes" else segany.load_ranker
+    loaded = load(path=path)
+    assert loaded.config == RankerConfig(hidden=8, kind=kind)
     raw, snapped = _squares()
     scores = np.array([0.2, 0.3, 0.4])
-    first, again = ranker.rank(scores, raw, snapped), loaded.rank(scores, raw, snapped)
+    prompt = {"box": np.array([0.0, 0.0, 9.0, 9.0]), "clicks": (np.array([[3.0, 4.0]]), [1])}
+    first, again = (
+        ranker.rank(scores, raw, snapped, **prompt),
+        loaded.rank(scores, raw, snapped, **prompt),
+    )  # type: ignore[arg-type]
     np.testing.assert_array_equal(first, again)
     assert first.shape == (3,) and ((first > 0) & (first < 1)).all()
     other = tmp_path / "refiner.safetensors"
     save_state_dict_file(MaskRefiner().export(), other)
     with pytest.raises(CheckpointError, match="is not a mask ranker"):
         segany.load_ranker(path=other)
+    wrong = segany.load_ranker if kind == "boxes" else segany.load_box_ranker
+    with pytest.raises(CheckpointError, match=f"it is a '{kind}' ranker"):
+        wrong(path=path)
+
+
+def test_files_from_before_the_kinds_load_by_their_width(tmp_path) -> None:
+    """A ranker file without its ``kind`` (written before 2026-12-05): 18 inputs are a
+    mask ranker, 30 a box ranker; a kind that does not fit the width is refused."""
+    path = tmp_path / "old.safetensors"
+    for kind, load in (("masks", segany.load_ranker), ("boxes", segany.load_box_ranker)):
+        tensors = MaskRanker(RankerConfig(hidden=4, kind=kind)).export()
+        del tensors["kind"]
+        save_state_dict_file(tensors, path)
+        assert load(path=path).config == RankerConfig(hidden=4, kind=kind)
+    tensors = MaskRanker(RankerConfig(hidden=4, kind="masks")).export()
+    tensors["kind"] = torch.tensor([RANKER_KINDS.index("clicks")])
+    with pytest.raises(ValueError, match="18 inputs, not the 30 of a 'clicks' ranker"):
+        MaskRanker.from_state_dict(tensors)
+    tensors["kind"] = torch.tensor([7])
+    with pytest.raises(ValueError, match="kind"):
+        MaskRanker.from_state_dict(tensors)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        RankerConfig(kind="lines")
+
+
+def test_click_features_say_where_the_clicks_sit_in_each_mask() -> None:
+    """A positive click at (15, 15) and a negative one at (25, 25), in three masks: a
+    square around the first, a larger square that it sits near the edge of (and that
+    holds the negative one), and the left half, which holds neither."""
+    snapped = np.zeros((3, 30, 30), dtype=bool)
+    snapped[0, 10:20, 10:20] = True
+    snapped[1, 10:, 10:] = True
+    snapped[2, :, :15] = True
+    points, labels = np.array([[15.0, 15.0], [25.0, 25.0]]), np.array([1, 0])
+    f = click_features(points, labels, snapped).reshape(3, 4)
+    assert f[0, 0] > 0.9 and 0.1 < f[1, 0] < 0.5 and f[2, 0] == 0.0  # the click's depth
+    np.testing.assert_allclose(f[:, 1], [1.0, 1.0, 0.0])  # the positive click inside
+    np.testing.assert_allclose(f[:, 2], [0.0, 1.0, 0.0])  # the negative one inside
+    np.testing.assert_allclose(f[0, 3], np.hypot(0.5, 0.5) / 10, atol=1e-6)  # off centre
+    assert f[1, 3] > f[0, 3]
+    one = click_features(points[:1], labels[:1], snapped).reshape(3, 4)
+    np.testing.assert_allclose(one[:, 2], 0.0)  # no negative click: none inside
+    empty = click_features(points, labels, np.zeros_like(snapped))
+    np.testing.assert_allclose(empty.reshape(3, 4), [[0, 0, 0, 3]] * 3)
+    scores = np.array([0.9, 0.5, 0.1])
+    both = ranking_features(scores, snapped, snapped, clicks=(points, labels))
+    assert both.shape == (NUM_FEATURES + CLICK_FEATURES,)
+    np.testing.assert_allclose(both[NUM_FEATURES:], click_features(points, labels, snapped))
+    with pytest.raises(ValueError, match="points and N labels"):
+        click_features(points, labels[:1], snapped)
+    ranker = MaskRanker(RankerConfig(hidden=4))  # a click ranker by default
+    with pytest.raises(ValueError, match="give the clicks"):
+        ranker.rank(scores, snapped, snapped)
 
 
 def test_fitting_learns_which_candidate_is_best() -> None:
@@ -140,7 +204,7 @@ def test_examples_follow_corrective_clicks_with_the_previous_logits() -> None:
     assert [k for k, _, _ in examples] == [0, 0, 1, 2]
     assert predictor.seen == [(1, False), (1, False), (2, True), (3, True)]
     for _, features, ious in examples:
-        assert features.shape == (NUM_FEATURES,) and len(ious) == 3
+        assert features.shape == (NUM_FEATURES + CLICK_FEATURES,) and len(ious) == 3
         assert all(0.0 <= v <= 1.0 for v in ious)
 
 
@@ -161,7 +225,7 @@ def test_predictor_scores_snapped_masks_with_the_ranker() -> None:
     for predictor in (plain, ranked, unranked):
         predictor.set_image(image)
         outs.append(predictor.predict(points=point, labels=label))
-    expected = ranker.rank(outs[0].scores, outs[0].masks, outs[1].masks)
+    expected = ranker.rank(outs[0].scores, outs[0].masks, outs[1].masks, clicks=(point, label))
     np.testing.assert_allclose(outs[1].scores, expected, rtol=1e-6)
     assert not np.allclose(outs[1].scores, outs[0].scores)
     np.testing.assert_array_equal(outs[1].masks, outs[2].masks)  # masks are the cut's
@@ -180,17 +244,20 @@ def test_predictor_scores_snapped_masks_with_the_ranker() -> None:
 
 def test_predictor_scores_a_box_alone_with_the_box_ranker() -> None:
     """Boxes alone (one or many) are scored by the box ranker, which reads each box,
-    prompts with clicks by the click ranker; without a box ranker, boxes fall back to
-    the click ranker. A box ranker is refused in the click ranker's place."""
+    prompts with clicks by the click ranker (which reads the clicks); without a box
+    ranker, boxes fall back to a mask ranker, and to the decoder's scores with a click
+    ranker (it needs clicks). A ranker of the wrong kind is refused in either place."""
     torch.manual_seed(0)
     random = build_sam(TINY)
     assert segany.Predictor(random).box_ranker is None  # random weights: none registered
     with pytest.raises(ValueError, match="box_ranker must be"):
         segany.Predictor(random, box_ranker="yes")
     torch.manual_seed(1)
-    clicks, boxes = MaskRanker(RankerConfig(hidden=8)), MaskRanker(RankerConfig(8, box=True))
+    clicks, boxes = MaskRanker(RankerConfig(8)), MaskRanker(RankerConfig(8, kind="boxes"))
     with pytest.raises(ValueError, match="pass it as box_ranker"):
         segany.Predictor(random, ranker=boxes)
+    with pytest.raises(ValueError, match="a clicks ranker, not a box ranker"):
+        segany.Predictor(random, box_ranker=clicks)
     image, _ = _disk_scene()
     box, point, label = np.array([50.0, 30.0, 110.0, 90.0]), np.array([[80.0, 60.0]]), [1]
     plain = segany.Predictor(random, refiner=None, graph_cut=None)
@@ -204,18 +271,24 @@ def test_predictor_scores_a_box_alone_with_the_box_ranker() -> None:
     for prompt, expected, given in [
         ({"box": box}, boxes, [box]),
         ({"box": many}, boxes, list(many)),
-        ({"box": box, "points": point, "labels": label}, clicks, [None]),
+        ({"box": box, "points": point, "labels": label}, clicks, [box]),
         ({"points": point, "labels": label}, clicks, [None]),
     ]:
+        held = (point, np.array(label)) if "points" in prompt else None
         raw, ranked = plain.predict(**prompt), both.predict(**prompt)  # type: ignore[arg-type]
         answers = zip(
             raw.scores.reshape(-1, 3), raw.masks.reshape(-1, 3, *raw.masks.shape[-2:]),
             ranked.masks.reshape(-1, 3, *ranked.masks.shape[-2:]), given, strict=True,
         )  # fmt: skip
-        want = np.stack([expected.rank(*a) for a in answers]).reshape(raw.scores.shape)
+        want = np.stack([expected.rank(*a, held) for a in answers]).reshape(raw.scores.shape)
         np.testing.assert_allclose(ranked.scores, want, rtol=1e-6)
-    raw, fallback = plain.predict(box=box), only_clicks.predict(box=box)
-    want = clicks.rank(raw.scores, raw.masks, fallback.masks)
+    raw = plain.predict(box=box)
+    np.testing.assert_array_equal(only_clicks.predict(box=box).scores, raw.scores)
+    masks = MaskRanker(RankerConfig(8, kind="masks"))
+    only_masks = segany.Predictor(random, refiner=None, graph_cut=GraphCut(), ranker=masks)
+    only_masks.set_image(image)
+    fallback = only_masks.predict(box=box)
+    want = masks.rank(raw.scores, raw.masks, fallback.masks)
     np.testing.assert_allclose(fallback.scores, want, rtol=1e-6)
 
 
@@ -233,29 +306,32 @@ def test_box_features_describe_how_each_mask_fits_the_box() -> None:
     both = ranking_features(scores, raw, snapped, box)
     assert both.shape == (NUM_FEATURES + BOX_FEATURES,)
     np.testing.assert_allclose(both[:NUM_FEATURES], ranking_features(scores, raw, snapped))
-    ranker = MaskRanker(RankerConfig(hidden=4, box=True))
+    ranker = MaskRanker(RankerConfig(hidden=4, kind="boxes"))
     assert ranker.rank(scores, raw, snapped, box).shape == (3,)
     with pytest.raises(ValueError, match="give the box"):
         ranker.rank(scores, raw, snapped)
-    clicks = MaskRanker(RankerConfig(hidden=4))  # a click ranker ignores a box
+    masks = MaskRanker(RankerConfig(hidden=4, kind="masks"))  # a mask ranker ignores a box
     np.testing.assert_array_equal(
-        clicks.rank(scores, raw, snapped, box), clicks.rank(scores, raw, snapped)
+        masks.rank(scores, raw, snapped, box), masks.rank(scores, raw, snapped)
     )
 
 
 def test_a_saved_box_ranker_loads_as_one(tmp_path) -> None:
     path = tmp_path / "box_ranker.safetensors"
-    save_state_dict_file(MaskRanker(RankerConfig(hidden=8, box=True)).export(), path)
-    assert segany.load_box_ranker(path=path).config == RankerConfig(hidden=8, box=True)
+    save_state_dict_file(MaskRanker(RankerConfig(hidden=8, kind="boxes")).export(), path)
+    assert segany.load_box_ranker(path=path).config == RankerConfig(hidden=8, kind="boxes")
     odd = {"mlp.0.weight": torch.zeros(8, 25)}
     save_state_dict_file(odd, path)
     with pytest.raises(CheckpointError, match="not a box ranker: 25 inputs"):
         segany.load_box_ranker(path=path)
     x = np.random.default_rng(0).normal(size=(40, NUM_FEATURES + BOX_FEATURES))
     y = np.random.default_rng(1).uniform(size=(40, 3))
-    fitted = fit_ranker(x, y.astype(np.float32), RankerTrainConfig(epochs=1, hidden=4))
-    assert fitted.config.box
-    with pytest.raises(segany.InputError, match="Nx18 or Nx30"):
+    config = RankerTrainConfig(epochs=1, hidden=4, prompts="boxes")
+    assert fit_ranker(x, y.astype(np.float32), config).config.kind == "boxes"
+    clicks = RankerTrainConfig(epochs=1, hidden=4)
+    assert fit_ranker(x, y.astype(np.float32), clicks).config.kind == "clicks"
+    assert fit_ranker(x[:, :18], y.astype(np.float32), clicks).config.kind == "masks"
+    with pytest.raises(segany.InputError, match=r"Nx18 \(a mask ranker's\) or Nx30"):
         fit_ranker(x[:, :20], y)
 
 

@@ -133,7 +133,7 @@ def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
     assert set(summary["with_ranker"]) == {"centre", "random", "clicks_3"}
     assert summary["scenes"] == 1 and summary["seed"] == 7
     ranker = segany.load_ranker(path=out / "ranker.safetensors")
-    assert ranker.config.hidden == 64
+    assert ranker.config.hidden == 64 and ranker.config.kind == "clicks"
     assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").open()] == [1, 2]
     _refuses_to_overwrite(argv, out / "ranker.safetensors", capsys)
 
@@ -153,5 +153,5 @@ def test_ranker_cli_trains_a_box_ranker(tmp_path: Path) -> None:
         "box", "noisy_box",
     }  # fmt: skip
     box_ranker = segany.load_box_ranker(path=out / "box_ranker.safetensors")
-    assert box_ranker.config.hidden == 64 and box_ranker.config.box
+    assert box_ranker.config.hidden == 64 and box_ranker.config.kind == "boxes"
     assert not (out / "ranker.safetensors").exists()

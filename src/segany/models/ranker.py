@@ -6,12 +6,15 @@ a whole object snaps cleanly to its colour edges, a blob that covers half of two
 does not. The ranker predicts the IoU of each *snapped* mask from what the pipeline
 already has — the decoder's scores, each mask's area before and after the cut, how much
 the cut moved it, and how much the three snapped masks overlap — so the mask a click
-answers with is the one most likely to be the object. A small MLP (18 → 64 → 64 → 3,
-5.6 k parameters) trained on generated scenes (:mod:`segany.train.ranker`).
+answers with is the one most likely to be the object. A small MLP (18 or 30 → 64 → 64
+→ 3, 6.4 k parameters with 30) trained on generated scenes (:mod:`segany.train.ranker`).
 
-A box ranker (``RankerConfig(box=True)``) ranks a box's three masks and also reads how
-each mask fits the box (:func:`box_features`: 12 more inputs): a whole object fills its
-tight box edge to edge, a part does not.
+Rankers come in three kinds (:data:`RANKER_KINDS`). A click ranker (``"clicks"``) also
+reads where the clicks sit in each mask (:func:`click_features`: 12 more inputs): the
+object a centre click means holds it deep inside, and a negative click outside. A box
+ranker (``"boxes"``) reads how each mask fits the box (:func:`box_features`: 12 more): a
+whole object fills its tight box edge to edge, a part does not. A mask ranker
+(``"masks"``, the click ranker of files written before 2026-12-05) reads the 18 alone.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -29,40 +33,52 @@ from ..data.masks import binary_iou
 CANDIDATES = 3  # SAM's ambiguity-aware masks
 NUM_FEATURES = 6 * CANDIDATES
 BOX_FEATURES = 4 * CANDIDATES  # what a box ranker reads besides (box_features)
+CLICK_FEATURES = 4 * CANDIDATES  # what a click ranker reads besides (click_features)
+RANKER_KINDS = ("masks", "clicks", "boxes")  # see the module doc
+_EXTRA_FEATURES = {"masks": 0, "clicks": CLICK_FEATURES, "boxes": BOX_FEATURES}
 
 
 @dataclass(frozen=True)
 class RankerConfig:
-    """Width of the ranker's two hidden layers; ``box``: a box ranker, which reads the
-    prompt box's :func:`box_features` too."""
+    """Width of the ranker's two hidden layers and its ``kind`` (:data:`RANKER_KINDS`):
+    what it reads besides the masks — the clicks (:func:`click_features`), the box
+    (:func:`box_features`) or nothing (``"masks"``)."""
 
     hidden: int = 64
-    box: bool = False
+    kind: str = "clicks"
 
     def __post_init__(self) -> None:
         if self.hidden < 1:
             raise ValueError(f"hidden must be at least 1, got {self.hidden}")
+        if self.kind not in RANKER_KINDS:
+            raise ValueError(f"kind must be one of {RANKER_KINDS}, got {self.kind!r}")
 
     @property
     def features(self) -> int:
-        """The number of inputs: 18, or 30 for a box ranker."""
-        return NUM_FEATURES + (BOX_FEATURES if self.box else 0)
+        """The number of inputs: 18 for a mask ranker, 30 for a click or box ranker."""
+        return NUM_FEATURES + _EXTRA_FEATURES[self.kind]
 
 
 def ranking_features(
-    scores: np.ndarray, raw: np.ndarray, snapped: np.ndarray, box: np.ndarray | None = None
+    scores: np.ndarray,
+    raw: np.ndarray,
+    snapped: np.ndarray,
+    box: np.ndarray | None = None,
+    clicks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The ranker's inputs for one prompt's candidates.
 
     Arguments:
       scores: 3 predicted IoUs of the decoder. raw: 3xHxW bool masks before the cut;
         snapped: 3xHxW bool masks after it. box: the prompt's XYXY box (4,), for a box
-        ranker, or None.
+        ranker, or None. clicks: the prompt's points Nx2 (x, y pixels) and labels N, for
+        a click ranker, or None.
 
     Returns:
       (18,) float32: scores; IoU(raw, snapped) per mask; log area of the snapped and of the
       raw mask as fractions of the image; log of their ratio; pairwise IoU of the snapped
-      masks (0-1, 0-2, 1-2). With ``box``: (30,), the :func:`box_features` appended.
+      masks (0-1, 0-2, 1-2). With ``box``, the :func:`box_features` appended, and with
+      ``clicks``, the :func:`click_features` (30 with one of them).
     """
     if raw.shape != snapped.shape or raw.shape[0] != CANDIDATES or len(scores) != CANDIDATES:
         raise ValueError(
@@ -84,7 +100,55 @@ def ranking_features(
     ]
     if box is not None:
         parts.append(box_features(box, raw, snapped))
+    if clicks is not None:
+        parts.append(click_features(*clicks, snapped))
     return np.concatenate(parts).astype(np.float32)
+
+
+def click_features(points: np.ndarray, labels: np.ndarray, snapped: np.ndarray) -> np.ndarray:
+    """Where a prompt's clicks sit in each of its 3 snapped masks: (12,) float64.
+
+    Arguments:
+      points: Nx2 (x, y) in pixels, the first one positive (as a click session's is).
+      labels: N, 1 positive, 0 negative. snapped: 3xHxW bool masks.
+
+    Returns:
+      per mask: the first click's depth in it (its distance transform there over the
+      mask's deepest point); the share of positive clicks inside; the share of negative
+      clicks inside; the first click's distance to the mask's centroid over sqrt(area)
+      (an empty mask: 0, 0, 0, 3).
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(labels).reshape(-1)
+    if len(points) == 0 or len(points) != len(labels):
+        raise ValueError(f"expected N >= 1 points and N labels, got {len(points)}, {len(labels)}")
+    height, width = snapped.shape[1:]
+    at = np.clip(points.astype(int), 0, [width - 1, height - 1])
+    positive, negative = labels == 1, labels == 0
+    out: list[float] = []
+    for mask in snapped:
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if len(rows) == 0:
+            out += [0.0, 0.0, 0.0, 3.0]
+            continue
+        # the mask's bounding box and a ring of 1 px (the image's edge is not a boundary):
+        # distances inside it are the whole image's, at a fraction of the cost
+        y0, x0 = max(rows[0] - 1, 0), max(cols[0] - 1, 0)
+        crop = mask[y0 : rows[-1] + 2, x0 : cols[-1] + 2].astype(np.uint8)
+        depth = cv2.distanceTransform(crop, cv2.DIST_L2, 3)
+        moments = cv2.moments(crop, binaryImage=True)
+        area = moments["m00"]
+        centre = (x0 + moments["m10"] / area, y0 + moments["m01"] / area)
+        away = np.hypot(centre[0] - points[0, 0], centre[1] - points[0, 1]) / np.sqrt(area)
+        inside = mask[at[:, 1], at[:, 0]]
+        first = depth[at[0, 1] - y0, at[0, 0] - x0] if inside[0] else 0.0
+        out += [
+            float(first / (depth.max() + 1e-6)),
+            float(inside[positive].mean()) if positive.any() else 1.0,
+            float(inside[negative].mean()) if negative.any() else 0.0,
+            float(away),
+        ]
+    return np.asarray(out, dtype=np.float64)
 
 
 def box_features(box: np.ndarray, raw: np.ndarray, snapped: np.ndarray) -> np.ndarray:
@@ -133,7 +197,8 @@ def _bbox_iou(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
 class MaskRanker(nn.Module):
     """Predicted IoU of snapped masks: BxF features (:func:`ranking_features`) -> Bx3.
 
-    ``mean`` and ``std`` standardise the features (set by training, saved with it).
+    ``mean`` and ``std`` standardise the features (set by training, saved with it); the
+    kind is saved as a ``kind`` tensor (its index in :data:`RANKER_KINDS`).
     """
 
     mean: torch.Tensor
@@ -155,20 +220,33 @@ class MaskRanker(nn.Module):
 
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, torch.Tensor]) -> MaskRanker:
-        """A ranker from :meth:`export`'s tensors (its width and kind read from them)."""
-        weight = state_dict.get("mlp.0.weight")
+        """A ranker from :meth:`export`'s tensors (its width and kind read from them; a
+        file without ``kind`` is from before 2026-12-05: 18 inputs a mask ranker, 30 a
+        box ranker)."""
+        tensors = dict(state_dict)
+        weight = tensors.get("mlp.0.weight")
         if weight is None or weight.ndim != 2:
             raise ValueError("no mlp.0.weight: not a mask ranker")
         inputs = int(weight.shape[1])
-        if inputs not in (NUM_FEATURES, NUM_FEATURES + BOX_FEATURES):
-            raise ValueError(f"{inputs} inputs: not a mask ranker")
-        ranker = cls(RankerConfig(hidden=int(weight.shape[0]), box=inputs > NUM_FEATURES))
-        ranker.load_state_dict(state_dict)
+        code = tensors.pop("kind", None)
+        if code is None:
+            kind = "masks" if inputs == NUM_FEATURES else "boxes"
+        elif code.numel() == 1 and 0 <= int(code) < len(RANKER_KINDS):
+            kind = RANKER_KINDS[int(code)]
+        else:
+            raise ValueError(f"kind {code.tolist()} is not one of 0..{len(RANKER_KINDS) - 1}")
+        config = RankerConfig(hidden=int(weight.shape[0]), kind=kind)
+        if inputs != config.features:
+            raise ValueError(f"{inputs} inputs, not the {config.features} of a {kind!r} ranker")
+        ranker = cls(config)
+        ranker.load_state_dict(tensors)
         return ranker.eval()
 
     def export(self) -> dict[str, torch.Tensor]:
-        """The tensors to save (safetensors-ready)."""
-        return {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        """The tensors to save (safetensors-ready), its kind among them."""
+        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        tensors["kind"] = torch.tensor([RANKER_KINDS.index(self.config.kind)])
+        return tensors
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """BxF raw features -> Bx3 logits of the snapped masks' IoU."""
@@ -185,11 +263,21 @@ class MaskRanker(nn.Module):
         raw: np.ndarray,
         snapped: np.ndarray,
         box: np.ndarray | None = None,
+        clicks: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """The 3 predicted IoUs of ``snapped`` (arguments as :func:`ranking_features`;
-        ``box`` is read by a box ranker, which needs it, and ignored by a click ranker)."""
-        if self.config.box and box is None:
+        a box ranker needs ``box`` and a click ranker ``clicks``; what a ranker's kind
+        does not read is ignored)."""
+        kind = self.config.kind
+        if kind == "boxes" and box is None:
             raise ValueError("a box ranker ranks the masks of a box: give the box")
-        chosen = box if self.config.box else None
-        features = torch.from_numpy(ranking_features(scores, raw, snapped, chosen))[None]
-        return self(features.to(self.mean.dtype))[0].float().numpy()
+        if kind == "clicks" and clicks is None:
+            raise ValueError("a click ranker ranks the masks of clicks: give the clicks")
+        features = ranking_features(
+            scores,
+            raw,
+            snapped,
+            box if kind == "boxes" else None,
+            clicks if kind == "clicks" else None,
+        )
+        return self(torch.from_numpy(features)[None].to(self.mean.dtype))[0].float().numpy()

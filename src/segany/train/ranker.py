@@ -7,8 +7,8 @@ through the model and its refiner (3 candidates each). A box ranker
 (``prompts="boxes"``): every object's tight box and a noisy copy of it (as the
 evaluation draws them, :func:`~segany.eval.promptable.prompt_boxes`), each answered
 with 3 masks. Every candidate is snapped by the graph cut; the example is the
-candidates' :func:`ranking_features` and the target the IoU of each snapped mask with
-the object. The ranker then regresses those IoUs (MSE on
+candidates' :func:`ranking_features` (with the prompt's clicks or box) and the target
+the IoU of each snapped mask with the object. The ranker then regresses those IoUs (MSE on
 the sigmoid), so its output stays a predicted IoU and its argmax picks the mask.
 """
 
@@ -27,7 +27,6 @@ from ..errors import InputError
 from ..eval.promptable import prompt_boxes
 from ..models.graph_cut import GraphCut
 from ..models.ranker import (
-    BOX_FEATURES,
     NUM_FEATURES,
     MaskRanker,
     RankerConfig,
@@ -89,14 +88,15 @@ def _candidates(
     image: np.ndarray,
     prompt: tuple[list[tuple[float, float]], list[int], np.ndarray | None],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The 3 low-res logits 3xhxw, snapped masks 3xHxW and ranking features (18,) of a
-    prompt (points Nx2, labels N, previous low-res logits hxw or None)."""
+    """The 3 low-res logits 3xhxw, snapped masks 3xHxW and a click ranker's features
+    (30,) of a prompt (points Nx2, labels N, previous low-res logits hxw or None)."""
     points, labels, previous = prompt
-    coords = np.array(points, dtype=np.float64)
+    coords, classes = np.array(points, dtype=np.float64), np.array(labels)
     mask_input = None if previous is None else previous[None]
-    out = predictor.predict(points=coords, labels=labels, mask_input=mask_input)
-    snapped = np.stack([graph_cut(image, m, coords, np.array(labels)) for m in out.masks])
-    return out.low_res_logits, snapped, ranking_features(out.scores, out.masks, snapped)
+    out = predictor.predict(points=coords, labels=classes, mask_input=mask_input)
+    snapped = np.stack([graph_cut(image, m, coords, classes) for m in out.masks])
+    features = ranking_features(out.scores, out.masks, snapped, clicks=(coords, classes))
+    return out.low_res_logits, snapped, features
 
 
 def object_examples(
@@ -107,7 +107,7 @@ def object_examples(
     rng: np.random.Generator,
     clicks: int,
 ) -> Iterator[tuple[int, np.ndarray, list[float]]]:
-    """(clicks so far, features (18,), snapped candidates' IoUs (3,)) of one object.
+    """(clicks so far, features (30,), snapped candidates' IoUs (3,)) of one object.
 
     A random click (0), the centre click (0), then ``clicks`` corrective clicks after
     it, each from the candidate that is best (or, half of the time, a random one) with
@@ -161,7 +161,7 @@ def collect_ranking_examples(
     progress: bool = True,
     prompts: str = "clicks",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features Nx18 (Nx30 for boxes) and targets Nx3 (IoU of each snapped candidate)
+    """Features Nx30 and targets Nx3 (IoU of each snapped candidate)
     from every object's :func:`object_examples` (``prompts="clicks"``) or
     :func:`box_examples` (``prompts="boxes"``).
 
@@ -201,24 +201,25 @@ def fit_ranker(
     config: RankerTrainConfig = RankerTrainConfig(),
     log: Callable[[dict[str, float]], object] | None = None,
 ) -> MaskRanker:
-    """A ranker fitted to Nx18 ``features`` (Nx30: a box ranker, see
-    :class:`~segany.models.ranker.RankerConfig`) and Nx3 ``targets`` (eval mode out).
+    """A ranker fitted to Nx30 ``features`` of ``config.prompts`` (a click or a box
+    ranker, see :class:`~segany.models.ranker.RankerConfig`; Nx18: a mask ranker) and
+    Nx3 ``targets`` (eval mode out).
 
     ``log`` receives per epoch the mean squared error and the mean target IoU of the
     mask the ranker picks (on the training examples).
     """
     if len(features) == 0:
         raise InputError("no examples to fit the ranker on (scenes without objects?)")
-    if np.ndim(features) != 2 or features.shape[1] not in (
-        NUM_FEATURES,
-        NUM_FEATURES + BOX_FEATURES,
-    ):
+    kind = config.prompts  # the prompt kinds are ranker kinds
+    if np.ndim(features) == 2 and features.shape[1] == NUM_FEATURES:
+        kind = "masks"
+    elif np.ndim(features) != 2 or features.shape[1] != RankerConfig(kind=kind).features:
         raise InputError(
-            f"features must be Nx18 or Nx30 (a box ranker's), got {np.shape(features)}"
+            f"features must be Nx18 (a mask ranker's) or Nx30 ({config.prompts}), "
+            f"got {np.shape(features)}"
         )
-    box = features.shape[1] == NUM_FEATURES + BOX_FEATURES  # a box ranker's examples
     torch.manual_seed(config.seed)
-    ranker = MaskRanker(RankerConfig(hidden=config.hidden, box=box))
+    ranker = MaskRanker(RankerConfig(hidden=config.hidden, kind=kind))
     x = torch.from_numpy(np.asarray(features, dtype=np.float32))
     y = torch.from_numpy(np.asarray(targets, dtype=np.float32))
     ranker.mean.copy_(x.mean(0))

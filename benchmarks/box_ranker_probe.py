@@ -90,7 +90,7 @@ def evaluate(n0: int, n1: int, ranker_path: str, out: str) -> None:
     cut, scenes, rows = GraphCut(), SceneDataset(200, EVAL_BASE_SEED), []
     # the mask ranker of the 18 features (fit --click-features; the bundled click ranker
     # before 2026-12-05), or a box ranker
-    box_ranker = load_part(ranker_path, MaskRanker.from_state_dict, "ranker")
+    ranker = load_part(ranker_path, MaskRanker.from_state_dict, "ranker")
     for i in range(n0, n1):
         scene = scenes[i]
         full.set_image(scene.image)
@@ -105,7 +105,7 @@ def evaluate(n0: int, n1: int, ranker_path: str, out: str) -> None:
                 ious = [binary_iou(m, truth) for m in snapped]
                 picks = {
                     "decoder": scores,
-                    "ranker": box_ranker.rank(scores, masks, snapped, boxes[j]),
+                    "ranker": ranker.rank(scores, masks, snapped, boxes[j]),
                 }
                 row = {"kind": kind, "area": float(truth.sum())}
                 row["single"] = binary_iou(single.masks[j, 0], truth)

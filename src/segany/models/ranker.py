@@ -127,14 +127,14 @@ def click_features(points: np.ndarray, labels: np.ndarray, snapped: np.ndarray) 
     positive, negative = labels == 1, labels == 0
     out: list[float] = []
     for mask in snapped:
-        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-        if len(rows) == 0:
+        extent = _extent(mask)
+        if extent is None:
             out += [0.0, 0.0, 0.0, 3.0]
             continue
         # the mask's bounding box and a ring of 1 px (the image's edge is not a boundary):
         # distances inside it are the whole image's, at a fraction of the cost
-        y0, x0 = max(rows[0] - 1, 0), max(cols[0] - 1, 0)
-        crop = mask[y0 : rows[-1] + 2, x0 : cols[-1] + 2].astype(np.uint8)
+        y0, x0 = max(extent[1] - 1, 0), max(extent[0] - 1, 0)
+        crop = mask[y0 : extent[3] + 2, x0 : extent[2] + 2].astype(np.uint8)
         depth = cv2.distanceTransform(crop, cv2.DIST_L2, 3)
         moments = cv2.moments(crop, binaryImage=True)
         area = moments["m00"]
@@ -180,10 +180,9 @@ def box_features(box: np.ndarray, raw: np.ndarray, snapped: np.ndarray) -> np.nd
 
 def _bbox_iou(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
     """IoU of ``mask``'s bounding box with the inclusive XYXY ``box`` (0 for an empty mask)."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if len(rows) == 0:
+    tight = _extent(mask)
+    if tight is None:
         return 0.0
-    tight = (cols[0], rows[0], cols[-1], rows[-1])
     overlap = [max(tight[0], box[0]), max(tight[1], box[1])]
     overlap += [min(tight[2], box[2]), min(tight[3], box[3])]
 
@@ -192,6 +191,14 @@ def _bbox_iou(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
 
     inter = area(overlap)
     return inter / (area(tight) + area(box) - inter)
+
+
+def _extent(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The inclusive XYXY bounding box of an HxW bool mask; None for an empty one."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if len(rows) == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
 
 
 class MaskRanker(nn.Module):

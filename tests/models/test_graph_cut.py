@@ -121,3 +121,29 @@ def test_the_cut_does_not_depend_on_opencv_random_state() -> None:
     first = cut(image, rough, np.array([[80.0, 60.0]]), np.array([1]))
     cv2.randu(np.zeros(1000), 0, 1)  # advance OpenCV's RNG
     np.testing.assert_array_equal(cut(image, rough, np.array([[80.0, 60.0]]), np.array([1])), first)
+
+
+def test_a_box_seed_is_grown_before_the_cut_and_a_click_seed_is_not(monkeypatch) -> None:
+    import cv2
+
+    seeds: list[np.ndarray] = []
+    real = cv2.grabCut
+
+    def spy(image, mask, *args):  # type: ignore[no-untyped-def]
+        seeds.append(np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).copy())
+        return real(image, mask, *args)
+
+    monkeypatch.setattr(cv2, "grabCut", spy)
+    image, disk = _disk_scene(3)
+    rough = np.zeros_like(disk)
+    rough[45:75, 65:95] = True
+    box = np.array([50.0, 30.0, 110.0, 90.0])
+    assert GraphCut().box_grow == 1
+    GraphCut(box_grow=0, max_side=None, context=0)(image, rough, box=box)
+    GraphCut(box_grow=2, max_side=None, context=0)(image, rough, box=box)
+    assert seeds[0].sum() == 30 * 30 and seeds[1].sum() == 34 * 34  # 2 px on every side
+    clicks, labels = np.array([[80.0, 60.0]]), np.array([1])
+    GraphCut(box_grow=2, max_side=None)(image, rough, clicks, labels)
+    assert seeds[2].sum() == 30 * 30  # a click's seed is the mask as it is
+    with pytest.raises(ValueError, match="box_grow"):
+        GraphCut(box_grow=-1)

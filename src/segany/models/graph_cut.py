@@ -35,6 +35,12 @@ class GraphCut:
         plus ``pad`` pixels (boxes drawn by hand are rarely tight).
       mask_margin (float): without a box, the mask's bounding box grows by this fraction.
       pad (int): pixels added to every side of the region.
+      box_grow (int): a box prompt's mask is grown (dilated) by this many pixels before it
+        seeds the cut. GrabCut keeps a seed that falls short of the object's edge more
+        than one that overshoots it (seeded with the ground truth eroded by 2 px it gives
+        0.767 mIoU, dilated by 2 px 0.893); on 200 held-out scenes a 1-pixel growth lifts
+        the bundled model's tight box from 0.794 to 0.806. Click prompts are not grown (the
+        centre click lost 0.004 with their seed eroded by 1 px; docs/training.md).
       context (int): pixels of background around the region that the background colour
         model also sees (the crop GrabCut runs on).
       max_side (int | None): a crop longer than this is cut at a lower resolution (the
@@ -46,14 +52,15 @@ class GraphCut:
     box_margin: float = 0.1
     mask_margin: float = 0.25
     pad: int = 2
+    box_grow: int = 1
     context: int = 12
     max_side: int | None = 128
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
-        if min(self.box_margin, self.mask_margin, self.pad, self.context) < 0:
-            raise ValueError("margins, pad and context must be >= 0")
+        if min(self.box_margin, self.mask_margin, self.pad, self.box_grow, self.context) < 0:
+            raise ValueError("margins, pad, box_grow and context must be >= 0")
         if self.max_side is not None and self.max_side < 16:
             raise ValueError(f"max_side must be >= 16 or None, got {self.max_side}")
 
@@ -112,6 +119,9 @@ class GraphCut:
         """
         import cv2  # (imported on first use: a heavy module most callers never need)
 
+        if box is not None and self.box_grow > 0 and mask.any():
+            side = 2 * self.box_grow + 1
+            mask = cv2.dilate(mask.astype(np.uint8), np.ones((side, side), np.uint8)) > 0
         region = self.region(mask, points, labels, box)
         if region is None:
             return mask

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 import torch
 from tqdm import tqdm
 
@@ -31,17 +30,7 @@ import segany
 from segany.data.masks import binary_iou
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
 from segany.eval.promptable import evaluate_scene, summarize
-from segany.models.graph_cut import GraphCut
-
-
-def grow(mask: npt.NDArray[np.bool_], pixels: int) -> npt.NDArray[np.bool_]:
-    """``mask`` dilated by ``pixels`` (eroded when negative; kept when erosion empties it)."""
-    if pixels == 0 or not mask.any():
-        return mask
-    kernel = np.ones((2 * abs(pixels) + 1,) * 2, np.uint8)
-    change = cv2.dilate if pixels > 0 else cv2.erode
-    out = change(mask.astype(np.uint8), kernel) > 0
-    return out if out.any() else mask
+from segany.models.graph_cut import GraphCut, grow_mask
 
 
 @dataclass(frozen=True)
@@ -51,7 +40,7 @@ class ClickGrowth(GraphCut):
     grow_click: int = 0
 
     def __call__(self, image, mask, points=None, labels=None, box=None):  # type: ignore[no-untyped-def]
-        seed = mask if box is not None else grow(mask, self.grow_click)
+        seed = mask if box is not None else grow_mask(mask, self.grow_click)
         return super().__call__(image, seed, points, labels, box)
 
 
@@ -62,7 +51,7 @@ def ceiling(scenes: SceneDataset, first: int, count: int) -> None:
         scene = scenes[i]
         for truth, box in zip(scene.masks, scene.boxes.astype(np.float64), strict=True):
             for name, pixels in zip(found, (0, 2, -2), strict=True):
-                snapped = cut(scene.image, grow(truth, pixels), box=box)
+                snapped = cut(scene.image, grow_mask(truth, pixels), box=box)
                 found[name].append(binary_iou(snapped, truth))
     for name, values in found.items():
         print(f"ground truth {name}: mIoU {np.mean(values):.3f} ({len(values)} objects)")

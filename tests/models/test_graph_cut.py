@@ -80,6 +80,8 @@ def test_nothing_to_seed_leaves_the_mask_alone() -> None:
     rough[40:80, 60:100] = True
     out = GraphCut()(flat, rough, box=np.array([50.0, 30.0, 110.0, 90.0]))
     assert out.shape == rough.shape and out.dtype == bool
+    outside = GraphCut(box_grow=2)(image, rough, box=np.array([1000.0, 30.0, 1100.0, 90.0]))
+    np.testing.assert_array_equal(outside, rough)  # no region: the mask as given, not grown
     with pytest.raises(ValueError, match="iterations"):
         GraphCut(iterations=0)
     with pytest.raises(ValueError, match=">= 0"):

@@ -22,7 +22,21 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["GraphCut"]
+__all__ = ["GraphCut", "grow_mask"]
+
+
+def grow_mask(mask: npt.NDArray[np.bool_], pixels: int) -> npt.NDArray[np.bool_]:
+    """HxW bool ``mask`` dilated by ``pixels`` on every side (a square neighbourhood), or
+    eroded when ``pixels`` is negative; unchanged for 0, an empty mask, or an erosion that
+    would leave nothing."""
+    import cv2
+
+    if pixels == 0 or not mask.any():
+        return mask
+    kernel = np.ones((2 * abs(pixels) + 1,) * 2, np.uint8)
+    change = cv2.dilate if pixels > 0 else cv2.erode
+    out = np.asarray(change(mask.astype(np.uint8), kernel)) > 0
+    return out if out.any() else mask
 
 
 @dataclass(frozen=True)
@@ -119,10 +133,8 @@ class GraphCut:
         """
         import cv2  # (imported on first use: a heavy module most callers never need)
 
-        if box is not None and self.box_grow > 0 and mask.any():
-            side = 2 * self.box_grow + 1
-            mask = cv2.dilate(mask.astype(np.uint8), np.ones((side, side), np.uint8)) > 0
-        region = self.region(mask, points, labels, box)
+        seed = grow_mask(mask, self.box_grow) if box is not None else mask
+        region = self.region(seed, points, labels, box)
         if region is None:
             return mask
         height, width = mask.shape
@@ -131,7 +143,7 @@ class GraphCut:
         cx1, cy1 = min(width, right + 1 + self.context), min(height, bottom + 1 + self.context)
         seeds = np.full((cy1 - cy0, cx1 - cx0), cv2.GC_BGD, np.uint8)
         inside = (slice(top - cy0, bottom + 1 - cy0), slice(left - cx0, right + 1 - cx0))
-        seeds[inside] = np.where(mask[cy0:cy1, cx0:cx1][inside], cv2.GC_PR_FGD, cv2.GC_PR_BGD)
+        seeds[inside] = np.where(seed[cy0:cy1, cx0:cx1][inside], cv2.GC_PR_FGD, cv2.GC_PR_BGD)
         crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1, ::-1])  # OpenCV wants BGR
         scale = min(1.0, self.max_side / max(seeds.shape)) if self.max_side else 1.0
         if scale < 1.0:  # a large crop: cut at a lower resolution, edges come back smooth

@@ -17,7 +17,7 @@ from PIL import Image
 from . import engine
 from .data.images import load_image
 from .models.graph_cut import GraphCut
-from .models.ranker import CANDIDATES, MaskRanker
+from .models.ranker import BOX_CUT_SLOT, BOX_KINDS, CANDIDATES, MaskRanker, with_box_cut
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .prompts import Prompts, check_prompts
@@ -79,9 +79,11 @@ class Predictor:
       box_ranker (MaskRanker | "auto" | None): the same for prompts that are boxes alone
         (a ranker trained on boxes, ``segany train ranker --prompts boxes``); asked for 3
         masks, a box is then best answered by its best-scored one, better than by its
-        single mask. "auto" (default): the one registered with the model's weights, if
-        any; None: boxes are scored by ``ranker`` (the decoder's scores if that is a
-        click ranker, which needs clicks).
+        single mask. A box-cut ranker (kind "box_cut", the bundled model's) answers with
+        the box's own graph cut (:meth:`GraphCut.cut_box`) as the second of the 3 masks, in
+        place of the decoder's second. "auto" (default): the one registered with the
+        model's weights, if any; None: boxes are scored by ``ranker`` (the decoder's
+        scores if that is a click ranker, which needs clicks).
     """
 
     def __init__(
@@ -107,13 +109,13 @@ class Predictor:
             graph_cut, "graph_cut", "GraphCut", refiners.registered_graph_cut, model
         )
         ranker = _stage(ranker, "ranker", "MaskRanker", refiners.registered_ranker, model)
-        if ranker is not None and ranker.config.kind == "boxes":
+        if ranker is not None and ranker.config.kind in BOX_KINDS:
             raise ValueError("ranker is a box ranker (it reads a box): pass it as box_ranker")
         self.ranker = ranker.eval() if ranker is not None else None
         box_ranker = _stage(
             box_ranker, "box_ranker", "MaskRanker", refiners.registered_box_ranker, model
         )
-        if box_ranker is not None and box_ranker.config.kind != "boxes":
+        if box_ranker is not None and box_ranker.config.kind not in BOX_KINDS:
             kind = box_ranker.config.kind
             raise ValueError(f"box_ranker is a {kind} ranker, not a box ranker: pass it as ranker")
         self.box_ranker = box_ranker.eval() if box_ranker is not None else None
@@ -245,12 +247,18 @@ class Predictor:
         if not return_logits:
             ranker = self.ranker_for(prompts) if self.graph_cut is not None else None
             ranker = ranker if found.shape[1] == CANDIDATES else None
-            snapped = self._snap(found.copy() if ranker is not None else found, prompts, start)
+            box_cut = ranker is not None and ranker.config.kind == "box_cut"
+            skip = BOX_CUT_SLOT if box_cut else None  # (that mask is replaced, not snapped)
+            snapped = self._snap(
+                found.copy() if ranker is not None else found, prompts, start, skip
+            )
             if ranker is not None:
                 given = prompts.boxes[start:stop] if prompts.boxes is not None else [None] * count
                 clicks = None
                 if prompts.points is not None and prompts.labels is not None:
                     clicks = (prompts.points, prompts.labels)
+                if box_cut and prompts.boxes is not None:  # (a box ranker ranks boxes only)
+                    found, snapped = self._box_cuts(found, snapped, prompts.boxes[start:stop])
                 answers = zip(ious, found, snapped, given, strict=True)
                 ious = np.stack([ranker.rank(*answer, clicks) for answer in answers])
             found = snapped
@@ -266,16 +274,33 @@ class Predictor:
                 return None
         return self.ranker
 
-    def _snap(self, masks: np.ndarray, prompts: Prompts, start: int) -> np.ndarray:
-        """BxCxHxW masks of the prompts from ``start``, snapped by the graph cut, if any."""
+    def _snap(
+        self, masks: np.ndarray, prompts: Prompts, start: int, skip: int | None = None
+    ) -> np.ndarray:
+        """BxCxHxW masks of the prompts from ``start``, snapped by the graph cut, if any
+        (but for the ``skip``-th mask of each prompt)."""
         image = self._require_image().image
         if self.graph_cut is None or image is None:
             return masks
         for b, per_prompt in enumerate(masks):
             box = prompts.boxes[start + b] if prompts.boxes is not None else None
             for c, mask in enumerate(per_prompt):
-                masks[b, c] = self.graph_cut(image, mask, prompts.points, prompts.labels, box)
+                if c != skip:
+                    masks[b, c] = self.graph_cut(image, mask, prompts.points, prompts.labels, box)
         return masks
+
+    def _box_cuts(
+        self, raw: np.ndarray, snapped: np.ndarray, boxes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """BxCxHxW ``raw`` and ``snapped`` masks of B ``boxes`` (Bx4) as a box-cut ranker
+        reads them: each box's own cut in place of its decoder's second mask."""
+        image, graph_cut = self._require_image().image, self.graph_cut
+        assert image is not None and graph_cut is not None  # (a ranker runs after a cut)
+        pairs = [
+            with_box_cut(r, s, *graph_cut.cut_box(image, box))
+            for r, s, box in zip(raw, snapped, boxes, strict=True)
+        ]
+        return np.stack([r for r, _ in pairs]), np.stack([s for _, s in pairs])
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=self.model.device)

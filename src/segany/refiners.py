@@ -12,7 +12,7 @@ import torch
 
 from .loading import bundled_asset, load_part
 from .models.graph_cut import GraphCut
-from .models.ranker import MaskRanker
+from .models.ranker import BOX_KINDS, MaskRanker
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .registry import DEFAULT_MODEL, ModelSpec, get_spec
@@ -90,7 +90,7 @@ def registered_ranker(model: object) -> MaskRanker | None:
 def load_box_ranker(model_name: str | None = None, path: str | Path | None = None) -> MaskRanker:
     """The box ranker in ``path``, else the one registered for ``model_name`` (a
     :class:`MaskRanker` trained on box prompts; files read as in :func:`load_refiner`)."""
-    return _load("box_ranker", "box ranker", _ranker_of("boxes"), model_name, path)
+    return _load("box_ranker", "box ranker", _ranker_of(*BOX_KINDS), model_name, path)
 
 
 def _ranker_of(*kinds: str) -> Callable[[dict[str, torch.Tensor]], MaskRanker]:

@@ -186,10 +186,11 @@ _SHAPES_REFINER_SIZE = 255_332
 _SHAPES_RANKER_FILE = "segany_shapes_ranker.safetensors"
 _SHAPES_RANKER_SHA256 = "8e782af0f5ee369df91738b32d29a0efe2c9f5775a58d8d896631f7de36688a2"
 _SHAPES_RANKER_SIZE = 26_252
-# Its ranker of a box's 3 snapped masks (segany train ranker --prompts boxes, defaults).
+# Its ranker of a box's 3 answers: 2 snapped masks and the box's own cut (a "box_cut"
+# ranker: segany train ranker --prompts box_cut --scenes 400).
 _SHAPES_BOX_RANKER_FILE = "segany_shapes_box_ranker.safetensors"
-_SHAPES_BOX_RANKER_SHA256 = "a22b332f8ba94deb9496394679ac6005438799af2bfa7e7292c835a5b6b5714d"
-_SHAPES_BOX_RANKER_SIZE = 26_188
+_SHAPES_BOX_RANKER_SHA256 = "8713399a71929c7fde5e4897d2f4d2a224c29e38881ea832fa701eebc5d5fed7"
+_SHAPES_BOX_RANKER_SIZE = 26_252
 
 
 def _bundled(filename: str, sha256: str, size: int) -> WeightsInfo:

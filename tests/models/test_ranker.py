@@ -16,6 +16,7 @@ from segany.models import build_sam
 from segany.models.graph_cut import GraphCut
 from segany.models.ranker import (
     BOX_FEATURES,
+    BOX_KINDS,
     CLICK_FEATURES,
     NUM_FEATURES,
     RANKER_KINDS,
@@ -73,7 +74,8 @@ def test_a_saved_ranker_loads_with_its_width_and_kind_and_gives_the_same_scores(
     ranker.mean.normal_()
     path = tmp_path / "ranker.safetensors"
     save_state_dict_file(ranker.export(), path)
-    load = segany.load_box_ranker if kind == "boxes" else segany.load_ranker
+    boxes = kind in BOX_KINDS
+    load = segany.load_box_ranker if boxes else segany.load_ranker
     loaded = load(path=path)
     assert loaded.config == RankerConfig(hidden=8, kind=kind)
     raw, snapped = _squares()
@@ -89,7 +91,7 @@ def test_a_saved_ranker_loads_with_its_width_and_kind_and_gives_the_same_scores(
     save_state_dict_file(MaskRefiner().export(), other)
     with pytest.raises(CheckpointError, match="is not a mask ranker"):
         segany.load_ranker(path=other)
-    wrong = segany.load_ranker if kind == "boxes" else segany.load_box_ranker
+    wrong = segany.load_ranker if boxes else segany.load_box_ranker
     with pytest.raises(CheckpointError, match=f"it is a '{kind}' ranker"):
         wrong(path=path)
 

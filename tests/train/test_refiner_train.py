@@ -139,19 +139,21 @@ def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
 
 
 @pytest.mark.usefixtures("tiny_model")
-def test_ranker_cli_trains_a_box_ranker(tmp_path: Path) -> None:
-    """``--prompts boxes``: the box ranker's file, scored on the box prompts with (3 masks,
-    ranked) and without it (the single mask); the click ranker's file is left alone."""
+@pytest.mark.parametrize("kind", ["boxes", "box_cut"])
+def test_ranker_cli_trains_a_box_ranker(tmp_path: Path, kind: str) -> None:
+    """``--prompts boxes`` (or ``box_cut``): the box ranker's file, scored on the box
+    prompts with (3 masks, ranked) and without it (the single mask); the click ranker's
+    file is left alone."""
     out = tmp_path / "run"
     argv = ["train", "ranker", "-o", str(out), "--scenes", "1", "--epochs", "2"]
-    assert main([*argv, "--prompts", "boxes", "--eval-scenes", "1", "--quiet"]) == 0
+    assert main([*argv, "--prompts", kind, "--eval-scenes", "1", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["prompts"] == "boxes" and summary["box_ranker"].endswith(
+    assert summary["prompts"] == kind and summary["box_ranker"].endswith(
         "box_ranker.safetensors"
     )
     assert set(summary["with_box_ranker"]) == set(summary["without_box_ranker"]) == {
         "box", "noisy_box",
     }  # fmt: skip
     box_ranker = segany.load_box_ranker(path=out / "box_ranker.safetensors")
-    assert box_ranker.config.hidden == 64 and box_ranker.config.kind == "boxes"
+    assert box_ranker.config.hidden == 64 and box_ranker.config.kind == kind
     assert not (out / "ranker.safetensors").exists()

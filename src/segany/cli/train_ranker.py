@@ -2,11 +2,12 @@
 
 The model and its refiner stay frozen; on generated training scenes every object gets a
 random click and a centre click followed by corrective clicks (``--prompts clicks``), or
-its tight box and a noisy one (``--prompts boxes``); each prompt's 3 masks are snapped
+its tight box and a noisy one (``--prompts boxes``; ``--prompts box_cut``: the second
+of a box's 3 masks replaced by the box's own cut); each prompt's 3 masks are snapped
 by the graph cut, and the ranker (segany.models.ranker) learns the IoU of each snapped
 mask. Writes ``OUT/ranker.safetensors`` (clicks; use it as ``--ranker PATH`` in 'segany
 eval' and 'segany segment', or ``Predictor(model, ranker=segany.load_ranker(path=...))``)
-or ``OUT/box_ranker.safetensors`` (boxes; ``--box-ranker PATH``, or
+or ``OUT/box_ranker.safetensors`` (boxes, box_cut; ``--box-ranker PATH``, or
 ``Predictor(model, box_ranker=...)``), ``OUT/log.jsonl`` and ``OUT/summary.json``
 (held-out mIoU with and without it).
 """
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     names = ("scenes", "epochs", "lr", "seed", "clicks", "prompts")
     config = config_from_args(RankerTrainConfig, args, names)
-    boxes = config.prompts == "boxes"
+    boxes = config.prompts != "clicks"
     target = output_file(out, BOX_RANKER_FILE if boxes else RANKER_FILE, args.overwrite)
     model = segany.load_model(args.model, checkpoint=args.checkpoint)
     out.mkdir(parents=True, exist_ok=True)

@@ -74,3 +74,12 @@ def binary_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two HxW bool masks (1.0 when both are empty)."""
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def box_fill(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``shape`` (H, W) bool mask filling the XYXY (inclusive, rounded) ``box``, clipped to
+    the image: the box-fill baseline, and the seed of a box's own graph cut."""
+    out = np.zeros(shape, dtype=bool)
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    out[max(y0, 0) : max(y1 + 1, 0), max(x0, 0) : max(x1 + 1, 0)] = True
+    return out

@@ -23,20 +23,12 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..data.masks import binary_iou as iou
-from ..data.masks import corrective_click, interior_point
+from ..data.masks import box_fill, corrective_click, interior_point
 from ..data.scenes import Scene
 from ..predictor import Predictor
 
 PROMPT_TYPES = ("centre", "centre_oracle", "random", "box", "noisy_box", "box_fill")
 SIZE_BINS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, float("inf")))
-
-
-def box_fill(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``shape`` bool mask filling the XYXY (inclusive) ``box``: the box-fill baseline."""
-    out = np.zeros(shape, dtype=bool)
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    out[y0 : y1 + 1, x0 : x1 + 1] = True
-    return out
 
 
 def noisy_box(box: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:

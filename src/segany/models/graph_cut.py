@@ -11,16 +11,22 @@ region, a few times over. The region is the box, when there is one, grown by
 ``box_margin``; else the mask's bounding box with its positive clicks, grown by
 ``mask_margin`` (the answer may reach past a mask that stopped short).
 
+:meth:`GraphCut.cut_box` is GrabCut's own use, without a model: the box alone seeds it
+(everything inside it "probably object", no margin around it). It is the third reading
+of a box that a ``"box_cut"`` box ranker chooses among (:mod:`segany.models.ranker`).
+
 Only the full-size boolean masks change: predicted IoU and low-res logits stay the
 decoder's (and the refiner's), so the logits fed back as ``mask_input`` are the model's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
+
+from ..data.masks import box_fill
 
 __all__ = ["GraphCut", "grow_mask"]
 
@@ -171,3 +177,24 @@ class GraphCut:
         out = np.zeros_like(mask)
         out[cy0:cy1, cx0:cx1] = found > 0.5
         return out
+
+    def cut_box(
+        self, image: npt.NDArray[np.uint8], box: np.ndarray
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """A box's own cut: GrabCut seeded by the filled box alone, inside the box (no
+        ``box_margin``, no ``box_grow``; ``pad``, ``context`` and the resolution as set).
+
+        A tight box says more than "the object is in here": the object touches its four
+        sides. Cut inside the box itself, GrabCut alone reaches 0.87 tight-box mIoU on
+        held-out scenes (the model-seeded cut, with its 10 % margin for boxes drawn by
+        hand, 0.81 from the same seed) but only 0.73 on noisy boxes, which cut objects
+        short: so it is a candidate to rank, not an answer (docs/training.md).
+
+        Arguments:
+          image: HxWx3 uint8 RGB. box: (4,) XYXY box in pixels.
+
+        Returns:
+          (seed, cut): HxW bool, the filled box (clipped to the image) and its cut.
+        """
+        seed = box_fill(box, image.shape[:2])
+        return seed, replace(self, box_margin=0.0, box_grow=0)(image, seed, box=box)

@@ -13,7 +13,12 @@ Rankers come in three kinds (:data:`RANKER_KINDS`). A click ranker (``"clicks"``
 reads where the clicks sit in each mask (:func:`click_features`: 12 more inputs): the
 object a centre click means holds it deep inside, and a negative click outside. A box
 ranker (``"boxes"``) reads how each mask fits the box (:func:`box_features`: 12 more): a
-whole object fills its tight box edge to edge, a part does not. A mask ranker
+whole object fills its tight box edge to edge, a part does not. A box-cut ranker
+(``"box_cut"``) is a box ranker whose candidates are the decoder's first and third masks
+and, in the second place (:data:`BOX_CUT_SLOT`), the box's own graph cut
+(:meth:`~segany.models.graph_cut.GraphCut.cut_box`, seeded by the box alone): on a tight
+box GrabCut alone beats the model's masks, on a box drawn loosely it does not, and the
+ranker tells the two apart from how each candidate fits the box. A mask ranker
 (``"masks"``, the click ranker of files written before 2026-12-05) reads the 18 alone.
 """
 
@@ -34,8 +39,11 @@ CANDIDATES = 3  # SAM's ambiguity-aware masks
 NUM_FEATURES = 6 * CANDIDATES
 BOX_FEATURES = 4 * CANDIDATES  # what a box ranker reads besides (box_features)
 CLICK_FEATURES = 4 * CANDIDATES  # what a click ranker reads besides (click_features)
-RANKER_KINDS = ("masks", "clicks", "boxes")  # see the module doc
+RANKER_KINDS = ("masks", "clicks", "boxes", "box_cut")  # see the module doc
+BOX_KINDS = ("boxes", "box_cut")  # the kinds that rank a box's masks
+BOX_CUT_SLOT = 1  # the candidate a "box_cut" ranker reads as the box's own cut
 _EXTRA_FEATURES = {"masks": 0, "clicks": CLICK_FEATURES, "boxes": BOX_FEATURES}
+_EXTRA_FEATURES["box_cut"] = BOX_FEATURES
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ class RankerConfig:
 
     @property
     def features(self) -> int:
-        """The number of inputs: 18 for a mask ranker, 30 for a click or box ranker."""
+        """The number of inputs: 18 for a mask ranker, 30 for the others."""
         return NUM_FEATURES + _EXTRA_FEATURES[self.kind]
 
 
@@ -103,6 +111,17 @@ def ranking_features(
     if clicks is not None:
         parts.append(click_features(*clicks, snapped))
     return np.concatenate(parts).astype(np.float32)
+
+
+def with_box_cut(
+    raw: np.ndarray, snapped: np.ndarray, seed: np.ndarray, cut: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A box-cut ranker's candidates: 3xHxW ``raw`` and ``snapped`` masks (the decoder's,
+    before and after their cut) with the :data:`BOX_CUT_SLOT` one replaced by the box's own
+    ``seed`` (the filled box) and ``cut`` (:meth:`GraphCut.cut_box`'s two masks; copies)."""
+    raw, snapped = raw.copy(), snapped.copy()
+    raw[BOX_CUT_SLOT], snapped[BOX_CUT_SLOT] = seed, cut
+    return raw, snapped
 
 
 def click_features(points: np.ndarray, labels: np.ndarray, snapped: np.ndarray) -> np.ndarray:
@@ -276,7 +295,7 @@ class MaskRanker(nn.Module):
         a box ranker needs ``box`` and a click ranker ``clicks``; what a ranker's kind
         does not read is ignored)."""
         kind = self.config.kind
-        if kind == "boxes" and box is None:
+        if kind in BOX_KINDS and box is None:
             raise ValueError("a box ranker ranks the masks of a box: give the box")
         if kind == "clicks" and clicks is None:
             raise ValueError("a click ranker ranks the masks of clicks: give the clicks")
@@ -284,7 +303,7 @@ class MaskRanker(nn.Module):
             scores,
             raw,
             snapped,
-            box if kind == "boxes" else None,
+            box if kind in BOX_KINDS else None,
             clicks if kind == "clicks" else None,
         )
         return self(torch.from_numpy(features)[None].to(self.mean.dtype))[0].float().numpy()

@@ -6,7 +6,9 @@ and a uniformly random pixel of it), and corrective clicks after the centre one,
 through the model and its refiner (3 candidates each). A box ranker
 (``prompts="boxes"``): every object's tight box and a noisy copy of it (as the
 evaluation draws them, :func:`~segany.eval.promptable.prompt_boxes`), each answered
-with 3 masks. Every candidate is snapped by the graph cut; the example is the
+with 3 masks (a box-cut ranker, ``prompts="box_cut"``: the same boxes, the second mask
+replaced by the box's own cut, :func:`~segany.models.ranker.with_box_cut`). Every
+candidate is snapped by the graph cut; the example is the
 candidates' :func:`ranking_features` (with the prompt's clicks or box) and the target
 the IoU of each snapped mask with the object. The ranker then regresses those IoUs (MSE on
 the sigmoid), so its output stays a predicted IoU and its argmax picks the mask.
@@ -27,10 +29,12 @@ from ..errors import InputError
 from ..eval.promptable import prompt_boxes
 from ..models.graph_cut import GraphCut
 from ..models.ranker import (
+    BOX_CUT_SLOT,
     NUM_FEATURES,
     MaskRanker,
     RankerConfig,
     ranking_features,
+    with_box_cut,
 )
 from ..predictor import Predictor
 from .config import require_at_least
@@ -45,7 +49,11 @@ __all__ = [
     "train_ranker",
 ]
 
-PROMPT_KINDS = ("clicks", "boxes")  # what a ranker is trained to rank (see the module doc)
+PROMPT_KINDS = (
+    "clicks",
+    "boxes",
+    "box_cut",
+)  # what a ranker is trained to rank (see the module doc)
 
 
 @dataclass(frozen=True)
@@ -141,14 +149,24 @@ def box_examples(
     graph_cut: GraphCut,
     scene: Scene,
     rng: np.random.Generator,
+    box_cut: bool = False,
 ) -> Iterator[tuple[np.ndarray, list[float]]]:
     """(features (30,), snapped candidates' IoUs (3,)) of every object's tight box, then
-    of every object's noisy box, each answered with 3 masks (``predictor`` has the image)."""
+    of every object's noisy box, each answered with 3 masks (``predictor`` has the image);
+    with ``box_cut`` the second of them is the box's own cut."""
     for boxes in prompt_boxes(scene, rng):
         out = predictor.predict(box=boxes, multimask=True)
         answers = zip(boxes, out.masks, out.scores, scene.masks, strict=True)
         for box, masks, scores, truth in answers:
-            snapped = np.stack([graph_cut(scene.image, m, box=box) for m in masks])
+            skip = BOX_CUT_SLOT if box_cut else None
+            snapped = np.stack(
+                [
+                    m if c == skip else graph_cut(scene.image, m, box=box)
+                    for c, m in enumerate(masks)
+                ]
+            )
+            if box_cut:
+                masks, snapped = with_box_cut(masks, snapped, *graph_cut.cut_box(scene.image, box))
             features = ranking_features(scores, masks, snapped, box)
             yield features, [binary_iou(m, truth) for m in snapped]
 
@@ -163,7 +181,7 @@ def collect_ranking_examples(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features Nx30 and targets Nx3 (IoU of each snapped candidate)
     from every object's :func:`object_examples` (``prompts="clicks"``) or
-    :func:`box_examples` (``prompts="boxes"``).
+    :func:`box_examples` (``prompts="boxes"`` or ``"box_cut"``).
 
     ``predictor`` must not snap (``graph_cut=None``): the cut is applied here, so the
     masks before and after it are both at hand.
@@ -177,9 +195,9 @@ def collect_ranking_examples(
         scene = scenes[index]
         predictor.set_image(scene.image)
         rng = np.random.default_rng(index)
-        if prompts == "boxes":
+        if prompts != "clicks":
             examples: Iterable[tuple[np.ndarray, list[float]]] = box_examples(
-                predictor, graph_cut, scene, rng
+                predictor, graph_cut, scene, rng, box_cut=prompts == "box_cut"
             )
         else:
             examples = (

@@ -185,10 +185,10 @@ class GraphCut:
         ``box_margin``, no ``box_grow``; ``pad``, ``context`` and the resolution as set).
 
         A tight box says more than "the object is in here": the object touches its four
-        sides. Cut inside the box itself, GrabCut alone reaches 0.87 tight-box mIoU on
-        held-out scenes (the model-seeded cut, with its 10 % margin for boxes drawn by
-        hand, 0.81 from the same seed) but only 0.73 on noisy boxes, which cut objects
-        short: so it is a candidate to rank, not an answer (docs/training.md).
+        sides. Cut inside the box itself, GrabCut alone reaches 0.843 tight-box mIoU on
+        the 200 held-out scenes (the bundled model's whole pipeline without it: 0.806)
+        but only 0.702 on noisy boxes, whose sides cut objects short or leave a margin:
+        so it is a candidate to rank, not an answer (docs/training.md).
 
         Arguments:
           image: HxWx3 uint8 RGB. box: (4,) XYXY box in pixels.

@@ -148,9 +148,7 @@ def test_ranker_cli_trains_a_box_ranker(tmp_path: Path, kind: str) -> None:
     argv = ["train", "ranker", "-o", str(out), "--scenes", "1", "--epochs", "2"]
     assert main([*argv, "--prompts", kind, "--eval-scenes", "1", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["prompts"] == kind and summary["box_ranker"].endswith(
-        "box_ranker.safetensors"
-    )
+    assert summary["prompts"] == kind and summary["box_ranker"].endswith("box_ranker.safetensors")
     assert set(summary["with_box_ranker"]) == set(summary["without_box_ranker"]) == {
         "box", "noisy_box",
     }  # fmt: skip

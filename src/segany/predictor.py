@@ -17,7 +17,7 @@ from PIL import Image
 from . import engine
 from .data.images import load_image
 from .models.graph_cut import GraphCut
-from .models.ranker import BOX_CUT_SLOT, BOX_KINDS, CANDIDATES, MaskRanker, with_box_cut
+from .models.ranker import BOX_KINDS, CANDIDATES, MaskRanker, box_cut_candidates
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .prompts import Prompts, check_prompts
@@ -247,18 +247,15 @@ class Predictor:
         if not return_logits:
             ranker = self.ranker_for(prompts) if self.graph_cut is not None else None
             ranker = ranker if found.shape[1] == CANDIDATES else None
-            box_cut = ranker is not None and ranker.config.kind == "box_cut"
-            skip = BOX_CUT_SLOT if box_cut else None  # (that mask is replaced, not snapped)
-            snapped = self._snap(
-                found.copy() if ranker is not None else found, prompts, start, skip
-            )
+            if ranker is not None and ranker.config.kind == "box_cut" and prompts.boxes is not None:
+                found, snapped = self._box_cuts(found, prompts.boxes[start:stop])
+            else:
+                snapped = self._snap(found.copy() if ranker is not None else found, prompts, start)
             if ranker is not None:
                 given = prompts.boxes[start:stop] if prompts.boxes is not None else [None] * count
                 clicks = None
                 if prompts.points is not None and prompts.labels is not None:
                     clicks = (prompts.points, prompts.labels)
-                if box_cut and prompts.boxes is not None:  # (a box ranker ranks boxes only)
-                    found, snapped = self._box_cuts(found, snapped, prompts.boxes[start:stop])
                 answers = zip(ious, found, snapped, given, strict=True)
                 ious = np.stack([ranker.rank(*answer, clicks) for answer in answers])
             found = snapped
@@ -274,31 +271,25 @@ class Predictor:
                 return None
         return self.ranker
 
-    def _snap(
-        self, masks: np.ndarray, prompts: Prompts, start: int, skip: int | None = None
-    ) -> np.ndarray:
-        """BxCxHxW masks of the prompts from ``start``, snapped by the graph cut, if any
-        (but for the ``skip``-th mask of each prompt)."""
+    def _snap(self, masks: np.ndarray, prompts: Prompts, start: int) -> np.ndarray:
+        """BxCxHxW masks of the prompts from ``start``, snapped by the graph cut, if any."""
         image = self._require_image().image
         if self.graph_cut is None or image is None:
             return masks
         for b, per_prompt in enumerate(masks):
             box = prompts.boxes[start + b] if prompts.boxes is not None else None
             for c, mask in enumerate(per_prompt):
-                if c != skip:
-                    masks[b, c] = self.graph_cut(image, mask, prompts.points, prompts.labels, box)
+                masks[b, c] = self.graph_cut(image, mask, prompts.points, prompts.labels, box)
         return masks
 
-    def _box_cuts(
-        self, raw: np.ndarray, snapped: np.ndarray, boxes: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """BxCxHxW ``raw`` and ``snapped`` masks of B ``boxes`` (Bx4) as a box-cut ranker
-        reads them: each box's own cut in place of its decoder's second mask."""
+    def _box_cuts(self, masks: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The raw and snapped BxCxHxW candidates of B ``boxes`` (Bx4) alone, from their
+        decoder ``masks``, as a box-cut ranker reads them (:func:`box_cut_candidates`)."""
         image, graph_cut = self._require_image().image, self.graph_cut
         assert image is not None and graph_cut is not None  # (a ranker runs after a cut)
         pairs = [
-            with_box_cut(r, s, *graph_cut.cut_box(image, box))
-            for r, s, box in zip(raw, snapped, boxes, strict=True)
+            box_cut_candidates(graph_cut, image, m, box)
+            for m, box in zip(masks, boxes, strict=True)
         ]
         return np.stack([r for r, _ in pairs]), np.stack([s for _, s in pairs])
 

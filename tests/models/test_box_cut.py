@@ -32,6 +32,7 @@ from segany.train.ranker import (
 )
 from segany.weights import save_state_dict_file
 from tests.models.test_graph_cut import _disk_scene, _iou
+from tests.models.test_ranker import _predictors_on
 from tests.test_loading import TINY
 
 
@@ -82,13 +83,7 @@ def test_predictor_answers_a_box_with_its_own_cut_under_a_box_cut_ranker() -> No
         segany.Predictor(random, ranker=box_cut)
     image, _ = _disk_scene()
     box, point, label = np.array([50.0, 30.0, 110.0, 90.0]), np.array([[80.0, 60.0]]), [1]
-    plain = segany.Predictor(random, refiner=None, graph_cut=None)
-    cut, old = (
-        segany.Predictor(random, refiner=None, graph_cut=GraphCut(), ranker=clicks, box_ranker=b)
-        for b in (box_cut, boxes)
-    )
-    for predictor in (plain, cut, old):
-        predictor.set_image(image)
+    plain, cut, old = _predictors_on(image, random, clicks, box_cut, boxes)
     many = np.stack([box, box + 8])
     raw, answer, before = plain.predict(box=many), cut.predict(box=many), old.predict(box=many)
     for b, given in enumerate(many):

@@ -244,6 +244,21 @@ def test_predictor_scores_snapped_masks_with_the_ranker() -> None:
     )
 
 
+def _predictors_on(
+    image: np.ndarray, model: Any, clicks: MaskRanker, *box_rankers: MaskRanker | None
+) -> list[segany.Predictor]:
+    """``model``'s plain predictor (no refiner, no cut), then one per box ranker (the graph
+    cut, the click ranker ``clicks``, no refiner), each with ``image`` set."""
+    plain = segany.Predictor(model, refiner=None, graph_cut=None)
+    ranked = [
+        segany.Predictor(model, refiner=None, graph_cut=GraphCut(), ranker=clicks, box_ranker=b)
+        for b in box_rankers
+    ]
+    for predictor in (plain, *ranked):
+        predictor.set_image(image)
+    return [plain, *ranked]
+
+
 def test_predictor_scores_a_box_alone_with_the_box_ranker() -> None:
     """Boxes alone (one or many) are scored by the box ranker, which reads each box,
     prompts with clicks by the click ranker (which reads the clicks); without a box
@@ -262,13 +277,7 @@ def test_predictor_scores_a_box_alone_with_the_box_ranker() -> None:
         segany.Predictor(random, box_ranker=clicks)
     image, _ = _disk_scene()
     box, point, label = np.array([50.0, 30.0, 110.0, 90.0]), np.array([[80.0, 60.0]]), [1]
-    plain = segany.Predictor(random, refiner=None, graph_cut=None)
-    both, only_clicks = (
-        segany.Predictor(random, refiner=None, graph_cut=GraphCut(), ranker=clicks, box_ranker=b)
-        for b in (boxes, None)
-    )
-    for predictor in (plain, both, only_clicks):
-        predictor.set_image(image)
+    plain, both, only_clicks = _predictors_on(image, random, clicks, boxes, None)
     many = np.stack([box, box + 8])
     for prompt, expected, given in [
         ({"box": box}, boxes, [box]),

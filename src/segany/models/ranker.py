@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..data.masks import binary_iou
+from .graph_cut import GraphCut
 
 CANDIDATES = 3  # SAM's ambiguity-aware masks
 NUM_FEATURES = 6 * CANDIDATES
@@ -122,6 +123,19 @@ def with_box_cut(
     raw, snapped = raw.copy(), snapped.copy()
     raw[BOX_CUT_SLOT], snapped[BOX_CUT_SLOT] = seed, cut
     return raw, snapped
+
+
+def box_cut_candidates(
+    graph_cut: GraphCut, image: np.ndarray, masks: np.ndarray, box: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A box's candidates as a box-cut ranker reads them: from the decoder's 3xHxW
+    ``masks`` for ``box`` (XYXY), the raw and the snapped 3xHxW masks, every mask but the
+    :data:`BOX_CUT_SLOT` one snapped by ``graph_cut`` and that one the box's own cut
+    (:func:`with_box_cut`; the decoder's mask there is not cut at all)."""
+    snapped = np.stack(
+        [m if c == BOX_CUT_SLOT else graph_cut(image, m, box=box) for c, m in enumerate(masks)]
+    )
+    return with_box_cut(masks, snapped, *graph_cut.cut_box(image, box))
 
 
 def click_features(points: np.ndarray, labels: np.ndarray, snapped: np.ndarray) -> np.ndarray:

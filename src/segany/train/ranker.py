@@ -7,7 +7,7 @@ through the model and its refiner (3 candidates each). A box ranker
 (``prompts="boxes"``): every object's tight box and a noisy copy of it (as the
 evaluation draws them, :func:`~segany.eval.promptable.prompt_boxes`), each answered
 with 3 masks (a box-cut ranker, ``prompts="box_cut"``: the same boxes, the second mask
-replaced by the box's own cut, :func:`~segany.models.ranker.with_box_cut`). Every
+replaced by the box's own cut, :func:`~segany.models.ranker.box_cut_candidates`). Every
 candidate is snapped by the graph cut; the example is the
 candidates' :func:`ranking_features` (with the prompt's clicks or box) and the target
 the IoU of each snapped mask with the object. The ranker then regresses those IoUs (MSE on
@@ -29,12 +29,11 @@ from ..errors import InputError
 from ..eval.promptable import prompt_boxes
 from ..models.graph_cut import GraphCut
 from ..models.ranker import (
-    BOX_CUT_SLOT,
     NUM_FEATURES,
     MaskRanker,
     RankerConfig,
+    box_cut_candidates,
     ranking_features,
-    with_box_cut,
 )
 from ..predictor import Predictor
 from .config import require_at_least
@@ -49,11 +48,8 @@ __all__ = [
     "train_ranker",
 ]
 
-PROMPT_KINDS = (
-    "clicks",
-    "boxes",
-    "box_cut",
-)  # what a ranker is trained to rank (see the module doc)
+# what a ranker is trained to rank (see the module doc)
+PROMPT_KINDS = ("clicks", "boxes", "box_cut")
 
 
 @dataclass(frozen=True)
@@ -158,15 +154,10 @@ def box_examples(
         out = predictor.predict(box=boxes, multimask=True)
         answers = zip(boxes, out.masks, out.scores, scene.masks, strict=True)
         for box, masks, scores, truth in answers:
-            skip = BOX_CUT_SLOT if box_cut else None
-            snapped = np.stack(
-                [
-                    m if c == skip else graph_cut(scene.image, m, box=box)
-                    for c, m in enumerate(masks)
-                ]
-            )
             if box_cut:
-                masks, snapped = with_box_cut(masks, snapped, *graph_cut.cut_box(scene.image, box))
+                masks, snapped = box_cut_candidates(graph_cut, scene.image, masks, box)
+            else:
+                snapped = np.stack([graph_cut(scene.image, m, box=box) for m in masks])
             features = ranking_features(scores, masks, snapped, box)
             yield features, [binary_iou(m, truth) for m in snapped]
 

@@ -1,10 +1,12 @@
 """What the mask stages cost per prompt: the bundled model's decoder, + refiner, + graph
-cut, + rankers.
+cut, + rankers, + zoomed crops for clicks.
 
 Medians over held-out scenes (a click on an object: 3 masks; its tight box: 1 mask, or 3
 masks when a box ranker picks among them, as in the default pipeline), the four
 predictors interleaved so that all see the same machine load; the embedding is
-cached, so the times are the prompt's alone (decoder, refiner, upscaling, graph cut).
+cached, so the times are the prompt's alone (decoder, refiner, upscaling, graph cut),
+except with zoom: a click's crops are encoded when first met (kept for nearby clicks), as
+a user's first click on an object meets them.
 
     .venv/bin/python benchmarks/bench_refiner.py --scenes 10 --threads 2
 """
@@ -33,10 +35,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = segany.load_model("segany_shapes", mode=args.mode)
     predictors = {
-        "decoder only": segany.Predictor(model, refiner=None, graph_cut=None),
-        "with refiner": segany.Predictor(model, graph_cut=None),
-        "refiner + graph cut": segany.Predictor(model, ranker=None, box_ranker=None),
-        "+ rankers (default)": segany.Predictor(model),  # the default pipeline
+        "decoder only": segany.Predictor(model, refiner=None, graph_cut=None, zoom=None),
+        "with refiner": segany.Predictor(model, graph_cut=None, zoom=None),
+        "refiner + graph cut": segany.Predictor(model, ranker=None, box_ranker=None, zoom=None),
+        "+ rankers": segany.Predictor(model, zoom=None),
+        "+ zoom (default)": segany.Predictor(model),  # the default pipeline
     }
     times: dict[str, dict[str, list[float]]] = {n: {"click": [], "box": []} for n in predictors}
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)

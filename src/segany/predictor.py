@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -16,14 +15,14 @@ from PIL import Image
 
 from . import engine
 from .data.images import load_image
+from .embedding import Embedding, image_key, remember
 from .models.graph_cut import GraphCut
 from .models.ranker import BOX_KINDS, CANDIDATES, MaskRanker, box_cut_candidates
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .prompts import Prompts, check_prompts
 from .transforms import ResizeLongestSide
-
-T = TypeVar("T")
+from .zoom import ClickZoom, answer_zoomed
 
 
 @dataclass(frozen=True)
@@ -39,15 +38,6 @@ class Prediction:
     masks: np.ndarray
     scores: np.ndarray
     low_res_logits: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Embedding:
-    features: torch.Tensor  # 1xCxhxw
-    pixels: torch.Tensor | None  # 1x(3·s²)xLxL, the refiner's view of the image
-    image: np.ndarray | None  # HxWx3 uint8, kept for graph-cut snapping
-    original_size: tuple[int, int]
-    input_size: tuple[int, int]
 
 
 class Predictor:
@@ -96,63 +86,92 @@ class Predictor:
         graph_cut: GraphCut | str | None = "auto",
         ranker: MaskRanker | str | None = "auto",
         box_ranker: MaskRanker | str | None = "auto",
+        zoom: ClickZoom | str | None = "auto",
     ) -> None:
         if not isinstance(model, Sam) and not hasattr(model, "decode_prompts"):
             raise TypeError(f"Predictor needs a segany Sam model, got {type(model).__name__}")
         from . import refiners  # (imports the registry)
 
-        refiner = _stage(refiner, "refiner", "MaskRefiner", refiners.registered_refiner, model)
+        stage = refiners.resolve_stage
+        refiner = stage(refiner, "refiner", "MaskRefiner", refiners.registered_refiner, model)
         if refiner is not None and engine.mode_of(model) == "fast":  # type: ignore[arg-type]
             refiner = copy.deepcopy(refiner).to(torch.bfloat16)  # 1.35x; masks agree at 0.999
         self.refiner = refiner.eval() if refiner is not None else None
-        self.graph_cut = _stage(
+        self.graph_cut = stage(
             graph_cut, "graph_cut", "GraphCut", refiners.registered_graph_cut, model
         )
-        ranker = _stage(ranker, "ranker", "MaskRanker", refiners.registered_ranker, model)
+        ranker = stage(ranker, "ranker", "MaskRanker", refiners.registered_ranker, model)
         if ranker is not None and ranker.config.kind in BOX_KINDS:
             raise ValueError("ranker is a box ranker (it reads a box): pass it as box_ranker")
         self.ranker = ranker.eval() if ranker is not None else None
-        box_ranker = _stage(
+        box_ranker = stage(
             box_ranker, "box_ranker", "MaskRanker", refiners.registered_box_ranker, model
         )
         if box_ranker is not None and box_ranker.config.kind not in BOX_KINDS:
             kind = box_ranker.config.kind
             raise ValueError(f"box_ranker is a {kind} ranker, not a box ranker: pass it as ranker")
         self.box_ranker = box_ranker.eval() if box_ranker is not None else None
+        self.zoom = stage(zoom, "zoom", "ClickZoom", refiners.registered_zoom, model)
+        self._crops: OrderedDict[tuple[str, tuple[int, ...]], Embedding] = OrderedDict()
         self.model = model.eval()
         self.transform = ResizeLongestSide(model.image_size)
         self.cache_size = cache_size
         self.box_batch_size = box_batch_size
-        self._cache: OrderedDict[str, _Embedding] = OrderedDict()
-        self._current: _Embedding | None = None
+        self._cache: OrderedDict[str, Embedding] = OrderedDict()
+        self._current: Embedding | None = None
 
     # ----------------------------------------------------------------- image
     def set_image(self, image: np.ndarray | Image.Image | str | Path) -> None:
         """Encode ``image`` (HxWx3 uint8 RGB array, PIL image or path) for prompting."""
         array = load_image(image)
-        key = _image_key(array)
+        key = image_key(array)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             self._current = cached
             return
+        self._current = self._encode(array, key)
+        remember(self._cache, key, self._current, self.cache_size)
+
+    def _encode(self, array: np.ndarray, key: str) -> Embedding:
         resized = self.transform.apply_image(array)
         tensor = torch.as_tensor(np.array(resized), device=self.model.device).permute(2, 0, 1)[None]
         with torch.inference_mode():
             x = self.model.preprocess(tensor)
             features = engine.encode(self.model, x)
             pixels = self.refiner.pixel_grid(x) if self.refiner is not None else None
-        self._current = _Embedding(
+        return Embedding(
             features=features,
             pixels=pixels,
-            image=array if self.graph_cut is not None else None,
+            image=array if self.graph_cut is not None or self.zoom is not None else None,
             original_size=(array.shape[0], array.shape[1]),
             input_size=(resized.shape[0], resized.shape[1]),
+            key=key,
         )
-        if self.cache_size > 0:
-            self._cache[key] = self._current
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+
+    def crop_embedding(self, rect: tuple[int, int, int, int]) -> Embedding:
+        """The embedding of the XYXY crop ``rect`` of the current image (kept, LRU, up to
+        the zoom's ``cache_size``)."""
+        current = self.current
+        key = (current.key, rect)
+        cached = self._crops.get(key)
+        if cached is None:
+            x0, y0, x1, y1 = rect
+            assert current.image is not None  # (kept when there is a zoom)
+            array = np.ascontiguousarray(current.image[y0:y1, x0:x1])
+            cached = self._encode(array, f"{current.key}:{rect}")
+        size = self.zoom.cache_size if self.zoom is not None else 0
+        remember(self._crops, key, cached, size)
+        return cached
+
+    @contextmanager
+    def viewing(self, embedding: Embedding) -> Iterator[None]:
+        """Prompts answered inside the block are answered on ``embedding``'s image."""
+        previous, self._current = self._current, embedding
+        try:
+            yield
+        finally:
+            self._current = previous
 
     def reset_image(self) -> None:
         """Forget the current image (the embedding cache is kept)."""
@@ -176,7 +195,12 @@ class Predictor:
         """The current image's embedding: 1xCxhxw (1x256x64x64 for the published models)."""
         return self._require_image().features
 
-    def _require_image(self) -> _Embedding:
+    @property
+    def current(self) -> Embedding:
+        """The current image's encoding (RuntimeError when no image is set)."""
+        return self._require_image()
+
+    def _require_image(self) -> Embedding:
         if self._current is None:
             raise RuntimeError("An image must be set with .set_image(...) before prediction.")
         return self._current
@@ -207,6 +231,13 @@ class Predictor:
         current = self._require_image()
         low_res = engine.low_res_size(self.model)
         prompts = check_prompts(current.original_size, low_res, points, labels, box, mask_input)
+        zoomed = self.zoom is not None and prompts.points is not None and not return_logits
+        if zoomed and prompts.boxes is None:
+            return answer_zoomed(self, prompts, multimask)
+        return self.answer(prompts, multimask, return_logits)
+
+    def answer(self, prompts: Prompts, multimask: bool, return_logits: bool = False) -> Prediction:
+        """:meth:`predict` for checked ``prompts``, on the current image alone (no zoom)."""
         outputs = [
             self._predict_chunk(prompts, start, multimask, return_logits)
             for start in range(0, prompts.num_prompts, self.box_batch_size)
@@ -374,26 +405,3 @@ class Predictor:
         return engine.decode_prompts_above(
             self.model, current.features, point_coords, point_labels, multimask_output, min_iou
         )
-
-
-def _stage(
-    value: T | str | None,
-    name: str,
-    kind: str,
-    registered: Callable[[object], T | None],
-    model: object,
-) -> T | None:
-    """A mask-stage argument resolved: the stage given, None, or for "auto" the one
-    ``registered`` finds for ``model``; any other string raises ``ValueError``."""
-    if not isinstance(value, str):
-        return value
-    if value != "auto":
-        raise ValueError(f"{name} must be a {kind}, 'auto' or None; got {value!r}")
-    return registered(model)
-
-
-def _image_key(image: np.ndarray) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(repr(image.shape).encode())
-    digest.update(np.ascontiguousarray(image).data)
-    return digest.hexdigest()

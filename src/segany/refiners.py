@@ -1,6 +1,6 @@
 """The mask stages after the decoder: the refiner registered for a model's weights (or a
-user's file), its graph-cut snapping and the rankers of the snapped masks (one for
-clicks, one for boxes)."""
+user's file), its graph-cut snapping, the rankers of the snapped masks (one for clicks,
+one for boxes) and the crops a click is also answered on."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .models.ranker import BOX_KINDS, MaskRanker
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
 from .registry import DEFAULT_MODEL, ModelSpec, get_spec
+from .zoom import ClickZoom
 
 T = TypeVar("T")
 
@@ -26,6 +27,8 @@ __all__ = [
     "registered_box_ranker",
     "registered_graph_cut",
     "registered_ranker",
+    "registered_zoom",
+    "resolve_stage",
     "registered_refiner",
 ]
 
@@ -75,6 +78,13 @@ def registered_graph_cut(model: object) -> GraphCut | None:
     return GraphCut() if spec is not None and spec.graph_cut else None
 
 
+def registered_zoom(model: object) -> ClickZoom | None:
+    """The crops a click on ``model`` is also answered on, for a :class:`Sam` with
+    registered weights whose registry entry names them (segany.zoom); else None."""
+    spec = _registered_spec(model)
+    return ClickZoom(spec.zoom) if spec is not None and spec.zoom else None
+
+
 def load_ranker(model_name: str | None = None, path: str | Path | None = None) -> MaskRanker:
     """The mask ranker in ``path``, else the one registered for ``model_name`` (files read
     as in :func:`load_refiner`)."""
@@ -109,3 +119,19 @@ def registered_box_ranker(model: object) -> MaskRanker | None:
     """The box ranker trained with ``model``'s registered weights and stages, if any."""
     spec = _registered_spec(model)
     return load_box_ranker(spec.name) if spec is not None and spec.box_ranker else None
+
+
+def resolve_stage(
+    value: T | str | None,
+    name: str,
+    kind: str,
+    registered: Callable[[object], T | None],
+    model: object,
+) -> T | None:
+    """A mask-stage argument resolved: the stage given, None, or for "auto" the one
+    ``registered`` finds for ``model``; any other string raises ``ValueError``."""
+    if not isinstance(value, str):
+        return value
+    if value != "auto":
+        raise ValueError(f"{name} must be a {kind}, 'auto' or None; got {value!r}")
+    return registered(model)

@@ -41,6 +41,7 @@ class ModelSpec:
     graph_cut: bool = False  # snap its masks to colour edges by default (models.graph_cut)
     ranker: WeightsInfo | None = None  # picks among a click's snapped masks (models.ranker)
     box_ranker: WeightsInfo | None = None  # the same, trained on box prompts
+    zoom: tuple[float, ...] = ()  # crops a click is also answered on (segany.zoom)
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -214,6 +215,7 @@ register_model(
         box_ranker=_bundled(
             _SHAPES_BOX_RANKER_FILE, _SHAPES_BOX_RANKER_SHA256, _SHAPES_BOX_RANKER_SIZE
         ),
+        zoom=(0.5, 0.2),
     )
 )
 

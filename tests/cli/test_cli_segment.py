@@ -109,11 +109,13 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         graph_cut: Any = "auto",
         ranker: Any = "auto",
         box_ranker: Any = "auto",
+        zoom: Any = "auto",
     ) -> _FakePredictor:
         state["refiner"] = refiner
         state["graph_cut"] = graph_cut
         state["ranker"] = ranker
         state["box_ranker"] = box_ranker
+        state["zoom"] = zoom
         pred = _FakePredictor(model, error=state["error"])
         state["predictor"] = pred
         return pred
@@ -390,6 +392,8 @@ def test_mask_stage_choices_reach_the_predictor(
     assert main([*args, "--ranker", "none"]) == 0 and fake["ranker"] is None
     assert fake["box_ranker"] == "auto"
     assert main([*args, "--box-ranker", "none"]) == 0 and fake["box_ranker"] is None
+    assert fake["zoom"] == "auto"
+    assert main([*args, "--zoom", "none"]) == 0 and fake["zoom"] is None
     ranker_file = tmp_path / "box_ranker.safetensors"
     save_state_dict_file(MaskRanker(RankerConfig(hidden=4, kind="boxes")).export(), ranker_file)
     assert main([*args, "--box-ranker", str(ranker_file)]) == 0

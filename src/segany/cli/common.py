@@ -64,8 +64,9 @@ def positive_float(text: str) -> float:
 
 
 def add_mask_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--refiner auto|none|PATH``, ``--graph-cut auto|none``, ``--ranker auto|none|PATH``
-    and ``--box-ranker auto|none|PATH``: the stages after the decoder (see Predictor)."""
+    """``--refiner auto|none|PATH``, ``--graph-cut auto|none``, ``--ranker auto|none|PATH``,
+    ``--box-ranker auto|none|PATH`` and ``--zoom auto|none``: the stages after the decoder
+    (see Predictor)."""
     parser.add_argument(
         "--refiner",
         metavar="auto|none|PATH",
@@ -94,10 +95,17 @@ def add_mask_stage_arguments(parser: argparse.ArgumentParser) -> None:
         help="score a box's snapped masks with a ranker trained on boxes: 'auto' (the one "
         "trained with the model's weights, if any), 'none' (as --ranker), or a ranker file",
     )
+    parser.add_argument(
+        "--zoom",
+        choices=("auto", "none"),
+        default="auto",
+        help="answer clicks on zoomed crops around them as well (segany.zoom): 'auto' (when "
+        "the model's registry entry names crops, as the bundled model's does) or 'none'",
+    )
 
 
 def mask_stages(args: argparse.Namespace) -> dict[str, Any]:
-    """``Predictor`` keyword arguments (refiner, graph_cut, rankers) for the options of
+    """``Predictor`` keyword arguments (refiner, graph_cut, rankers, zoom) for the options of
     :func:`add_mask_stage_arguments`; a value that is no choice nor a file: ``InputError``."""
     from segany.refiners import load_box_ranker, load_ranker, load_refiner
 
@@ -114,6 +122,7 @@ def mask_stages(args: argparse.Namespace) -> dict[str, Any]:
         "graph_cut": None if args.graph_cut == "none" else "auto",
         "ranker": part(args.ranker, "--ranker", load_ranker),
         "box_ranker": part(args.box_ranker, "--box-ranker", load_box_ranker),
+        "zoom": None if args.zoom == "none" else "auto",
     }
 
 

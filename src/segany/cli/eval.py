@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     used: dict[str, object] = {"refiner": predictor.refiner, "graph cut": predictor.graph_cut}
     if predictor.graph_cut is not None:
         used |= {"ranker": predictor.ranker, "box ranker": predictor.box_ranker}
+    used["zoom"] = predictor.zoom
     after = " + ".join(name for name, stage in used.items() if stage is not None) or "decoder only"
     scenes, objects = args.scenes, len(rows)
     print(f"model {model.name} ({after}): {scenes} held-out scenes, {objects} objects")
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
                     "ranker": predictor.graph_cut is not None and predictor.ranker is not None,
                     "box_ranker": predictor.graph_cut is not None
                     and predictor.box_ranker is not None,
+                    "zoom": list(predictor.zoom.windows) if predictor.zoom is not None else None,
                     "click_masks": args.click_masks,
                     "box_masks": box_masks,
                     "table": table,

@@ -67,6 +67,7 @@ def register(eval_parser: argparse.ArgumentParser) -> None:
         "graph_cut",
         "ranker",
         "box_ranker",
+        "zoom",
     )
     promptable_only = {name: eval_parser.get_default(name) for name in promptable}
     evaluations = eval_parser.add_subparsers(

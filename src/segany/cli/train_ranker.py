@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     model = segany.load_model(args.model, checkpoint=args.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     graph_cut = GraphCut()
-    collector = segany.Predictor(model, cache_size=0, graph_cut=None, ranker=None)
+    collector = segany.Predictor(model, cache_size=0, graph_cut=None, ranker=None, zoom=None)
     with jsonl_log(out) as log:
         ranker = train_ranker(collector, graph_cut, config, progress=not args.quiet, log=log)
     save_state_dict_file(ranker.export(), target)
@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     keys = ("box", "noisy_box") if boxes else ("centre", "random", "clicks_3")
 
     def predictor_with(chosen: Any) -> Any:
-        return segany.Predictor(model, cache_size=0, graph_cut=graph_cut, **{stage: chosen})
+        kwargs = {stage: chosen, "zoom": None}  # (rankers are trained on the whole image)
+        return segany.Predictor(model, cache_size=0, graph_cut=graph_cut, **kwargs)
 
     held_out_summary(out, summary, stage, predictor_with, ranker, args.eval_scenes, keys)
     return 0

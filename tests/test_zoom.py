@@ -150,6 +150,8 @@ def test_boxes_and_logits_are_not_zoomed(model: segany.models.Sam) -> None:
     for kwargs in cases:
         a, b = zoomed.predict(**kwargs), plain.predict(**kwargs)
         np.testing.assert_array_equal(a.masks, b.masks)
+    with pytest.raises(RuntimeError, match="needs the image kept"):
+        plain.crop_embedding((0, 0, 40, 40))
 
 
 def test_zoom_is_registered_for_the_bundled_model(model: segany.models.Sam) -> None:

@@ -16,7 +16,7 @@ from PIL import Image
 from . import engine
 from .data.images import load_image
 from .embedding import Embedding, image_key, remember
-from .models.graph_cut import GraphCut
+from .models.graph_cut import GraphCut, threaded_map
 from .models.ranker import BOX_KINDS, CANDIDATES, MaskRanker, box_cut_candidates
 from .models.refiner import MaskRefiner
 from .models.sam import Sam
@@ -126,11 +126,7 @@ class Predictor:
         array = load_image(image)
         key = image_key(array)
         cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            self._current = cached
-            return
-        self._current = self._encode(array, key)
+        self._current = cached if cached is not None else self._encode(array, key)
         remember(self._cache, key, self._current, self.cache_size)
 
     def _encode(self, array: np.ndarray, key: str) -> Embedding:
@@ -156,8 +152,11 @@ class Predictor:
         key = (current.key, rect)
         cached = self._crops.get(key)
         if cached is None:
+            if current.image is None:
+                raise RuntimeError(
+                    "crop_embedding needs the image kept: build the Predictor with a zoom"
+                )
             x0, y0, x1, y1 = rect
-            assert current.image is not None  # (kept when there is a zoom)
             array = np.ascontiguousarray(current.image[y0:y1, x0:x1])
             cached = self._encode(array, f"{current.key}:{rect}")
         size = self.zoom.cache_size if self.zoom is not None else 0
@@ -184,23 +183,20 @@ class Predictor:
     @property
     def original_size(self) -> tuple[int, int]:
         """(H, W) of the current image."""
-        return self._require_image().original_size
+        return self.current.original_size
 
     @property
     def input_size(self) -> tuple[int, int]:
         """(h, w) of the current image resized for the encoder, before padding."""
-        return self._require_image().input_size
+        return self.current.input_size
 
     def get_image_embedding(self) -> torch.Tensor:
         """The current image's embedding: 1xCxhxw (1x256x64x64 for the published models)."""
-        return self._require_image().features
+        return self.current.features
 
     @property
     def current(self) -> Embedding:
         """The current image's encoding (RuntimeError when no image is set)."""
-        return self._require_image()
-
-    def _require_image(self) -> Embedding:
         if self._current is None:
             raise RuntimeError("An image must be set with .set_image(...) before prediction.")
         return self._current
@@ -228,7 +224,7 @@ class Predictor:
         Returns:
           (Prediction): masks CxHxW (BxCxHxW for a Bx4 box array), scores, low-res logits.
         """
-        current = self._require_image()
+        current = self.current
         low_res = engine.low_res_size(self.model)
         prompts = check_prompts(current.original_size, low_res, points, labels, box, mask_input)
         zoomed = self.zoom is not None and prompts.points is not None and not return_logits
@@ -304,24 +300,24 @@ class Predictor:
 
     def _snap(self, masks: np.ndarray, prompts: Prompts, start: int) -> np.ndarray:
         """BxCxHxW masks of the prompts from ``start``, snapped by the graph cut, if any."""
-        image = self._require_image().image
+        image = self.current.image
         if self.graph_cut is None or image is None:
             return masks
-        for b, per_prompt in enumerate(masks):
-            box = prompts.boxes[start + b] if prompts.boxes is not None else None
-            for c, mask in enumerate(per_prompt):
-                masks[b, c] = self.graph_cut(image, mask, prompts.points, prompts.labels, box)
-        return masks
+        boxes = prompts.boxes[start : start + len(masks)] if prompts.boxes is not None else None
+        return self.graph_cut.snap_all(
+            image, masks, prompts.points, prompts.labels, boxes, torch.get_num_threads()
+        )
 
     def _box_cuts(self, masks: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The raw and snapped BxCxHxW candidates of B ``boxes`` (Bx4) alone, from their
         decoder ``masks``, as a box-cut ranker reads them (:func:`box_cut_candidates`)."""
-        image, graph_cut = self._require_image().image, self.graph_cut
+        image, graph_cut = self.current.image, self.graph_cut
         assert image is not None and graph_cut is not None  # (a ranker runs after a cut)
-        pairs = [
-            box_cut_candidates(graph_cut, image, m, box)
-            for m, box in zip(masks, boxes, strict=True)
-        ]
+        pairs = threaded_map(
+            lambda b: box_cut_candidates(graph_cut, image, masks[b], boxes[b]),
+            range(len(boxes)),
+            torch.get_num_threads(),
+        )
         return np.stack([r for r, _ in pairs]), np.stack([s for _, s in pairs])
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -347,7 +343,7 @@ class Predictor:
         Returns:
           masks BxCxHxW (bool, or logits), iou predictions BxC, low-res logits BxCxhxw.
         """
-        current = self._require_image()
+        current = self.current
         low_res, iou = self.predict_low_res(
             point_coords, point_labels, boxes, mask_input, multimask_output
         )
@@ -371,7 +367,7 @@ class Predictor:
         Returns:
           low-res logits BxCxhxw and predicted IoU BxC.
         """
-        current = self._require_image()
+        current = self.current
         logits, iou = engine.decode_prompts(
             self.model,
             current.features,
@@ -401,7 +397,7 @@ class Predictor:
           kept: K flat indices into the BxC candidates; low-res logits Kxhxw of those;
           predicted IoU BxC of all candidates.
         """
-        current = self._require_image()
+        current = self.current
         return engine.decode_prompts_above(
             self.model, current.features, point_coords, point_labels, multimask_output, min_iou
         )

@@ -149,3 +149,22 @@ def test_a_box_seed_is_grown_before_the_cut_and_a_click_seed_is_not(monkeypatch)
     assert seeds[2].sum() == 30 * 30  # a click's seed is the mask as it is
     with pytest.raises(ValueError, match="box_grow"):
         GraphCut(box_grow=-1)
+
+
+def test_cuts_on_threads_equal_the_cuts_one_by_one() -> None:
+    """``snap_all`` runs a batch's cuts side by side and gives each mask's own cut."""
+    image, disk = _disk_scene(5)
+    masks = np.zeros((2, 3) + disk.shape, dtype=bool)
+    masks[0, 0, 40:80, 60:100] = True
+    masks[0, 1, 20:100, 30:130] = True
+    masks[0, 2, 50:70, 70:90] = True
+    masks[1] = masks[0, ::-1]
+    boxes = np.array([[50.0, 30.0, 110.0, 90.0], [45.0, 25.0, 115.0, 95.0]])
+    cut = GraphCut()
+    want = np.stack(
+        [[cut(image, m, box=box) for m in ms] for ms, box in zip(masks, boxes, strict=True)]
+    )
+    for threads in (1, 2, 4):
+        got = cut.snap_all(image, masks.copy(), boxes=boxes, threads=threads)
+        np.testing.assert_array_equal(got, want)
+    assert _iou(want[0, 0], disk) > 0.9  # (real cuts, not the seeds back)

@@ -7,6 +7,8 @@ with margins below the figures measured on 200 scenes (docs/training.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,7 @@ import segany
 from segany.data.masks import binary_iou
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
 from segany.eval import evaluate_promptable, summarize
-from segany.eval.promptable import box_masks_of, prompt_boxes
+from segany.eval.promptable import box_masks_of, evaluate_scene, prompt_boxes
 from segany.loading import cached_path
 from segany.registry import DEFAULT_MODEL, get_spec
 from segany.weights import sha256_file
@@ -62,14 +64,36 @@ def test_bundled_weights_are_the_default_and_verified() -> None:
 
 
 QUALITY_SCENES = 12
+Rows = list[dict[str, float]]
 
 
 @pytest.fixture(scope="module")
-def quality_rows(model) -> list[dict[str, float]]:
-    """The default Predictor's rows on the first 12 held-out scenes (3 corrective clicks)."""
-    scenes = SceneDataset(QUALITY_SCENES, EVAL_BASE_SEED)
-    chosen = (scenes[i] for i in range(QUALITY_SCENES))
-    return evaluate_promptable(segany.Predictor(model, cache_size=0), chosen, clicks=3)
+def rows_of(model) -> Callable[..., Rows]:
+    """``rows_of(scenes, **options)``: the rows (one per object, 3 corrective clicks) of a
+    ``Predictor(model, cache_size=0, **options)`` on the first ``scenes`` held-out scenes,
+    prompted alike for every predictor; kept, so tests comparing the same predictor share
+    its rows (the first scenes of a longer run are a shorter run's)."""
+    held_out = SceneDataset(QUALITY_SCENES, EVAL_BASE_SEED)
+    kept: dict[tuple[tuple[str, object], ...], list[Rows]] = {}
+
+    def rows(scenes: int, **options: object) -> Rows:
+        key = tuple(sorted(options.items()))
+        if len(kept.get(key, [])) < scenes:
+            predictor = segany.Predictor(model, cache_size=0, **options)  # type: ignore[arg-type]
+            rng, box_masks = np.random.default_rng(0), box_masks_of(predictor)
+            kept[key] = [
+                evaluate_scene(predictor, held_out[i], 3, rng, box_masks=box_masks)
+                for i in range(scenes)
+            ]
+        return [row for scene in kept[key][:scenes] for row in scene]
+
+    return rows
+
+
+@pytest.fixture(scope="module")
+def quality_rows(rows_of) -> Rows:
+    """The default Predictor's rows on the 12 quality scenes."""
+    return rows_of(QUALITY_SCENES)
 
 
 def test_quality_on_held_out_scenes(quality_rows) -> None:
@@ -82,25 +106,23 @@ def test_quality_on_held_out_scenes(quality_rows) -> None:
     assert table["clicks_3"] > table["clicks_1"] > table["centre"], "corrective clicks help"
 
 
-def test_bundled_zoom_answers_clicks_on_crops(model, quality_rows) -> None:
+def test_bundled_zoom_answers_clicks_on_crops(model, rows_of, quality_rows) -> None:
     """The bundled model answers a click on crops around it as well (segany.zoom), which
     show small objects larger: on 200 scenes the centre click rises from 0.663 to
     0.733 (docs/training.md); here, on the quality test's 12 scenes with the same prompts
     (the default Predictor's rows against the same without zoom), the centre click by 0.08
     and 3 clicks by 0.06 or more (measured on these scenes: centre 0.648 -> 0.762, 3 clicks
     0.773 -> 0.859)."""
-    plain = segany.Predictor(model, cache_size=0, zoom=None)
     assert segany.Predictor(model).zoom is not None  # "auto" finds it for the weights
-    scenes = SceneDataset(QUALITY_SCENES, EVAL_BASE_SEED)
-    rows = evaluate_promptable(plain, (scenes[i] for i in range(QUALITY_SCENES)), clicks=3)
-    without, zoomed = summarize(rows)["all"], summarize(quality_rows)["all"]
+    without = summarize(rows_of(QUALITY_SCENES, zoom=None))["all"]
+    zoomed = summarize(quality_rows)["all"]
     for key, gain in {"centre": 0.08, "clicks_3": 0.06}.items():
         print(f"\nwithout / with the zoom: {key} {without[key]:.3f}/{zoomed[key]:.3f}")
         assert zoomed[key] >= without[key] + gain, (key, without[key], zoomed[key])
     assert zoomed["box"] == without["box"]  # boxes are not zoomed
 
 
-def test_bundled_refiner_lifts_the_masks(model) -> None:
+def test_bundled_refiner_lifts_the_masks(model, rows_of) -> None:
     """The shipped colour-model refiner is the default and improves boxes and clicks.
 
     On 200 scenes it lifts the tight box by 0.063 (docs/training.md); here, on 8
@@ -111,25 +133,25 @@ def test_bundled_refiner_lifts_the_masks(model) -> None:
     assert spec.refiner is not None
     path = segany.loading.bundled_path(spec.refiner.filename)
     assert sha256_file(path) == spec.refiner.sha256 and path.stat().st_size == spec.refiner.size
-    refined = segany.Predictor(model, cache_size=0, graph_cut=None, zoom=None)
-    assert refined.refiner is not None  # "auto" finds it for the registered weights
-    plain = segany.Predictor(model, cache_size=0, refiner=None, graph_cut=None, zoom=None)
+    assert segany.Predictor(model).refiner is not None  # "auto" finds it for the weights
+    refined = {"graph_cut": None, "zoom": None}
     gains = {"box": 0.025, "noisy_box": 0.025, "centre": 0.005, "clicks_3": 0.005}
-    _assert_gains(plain, refined, gains, "the refiner")
+    _assert_gains(rows_of, {**refined, "refiner": None}, refined, gains, "the refiner")
 
 
-def test_graph_cut_snaps_the_masks_to_the_objects(model) -> None:
+def test_graph_cut_snaps_the_masks_to_the_objects(model, rows_of) -> None:
     """Graph-cut snapping is the bundled model's default last stage, and lifts every
     prompt type (200 scenes: tight box 0.591 -> 0.748, docs/training.md); here, on 8
     scenes with the same prompts for both, boxes by 0.08 and clicks by 0.04 or more."""
-    snapped = segany.Predictor(model, cache_size=0, zoom=None)
+    snapped = segany.Predictor(model)
     assert snapped.graph_cut is not None and snapped.refiner is not None
-    plain = segany.Predictor(model, cache_size=0, graph_cut=None, zoom=None)
     gains = {"box": 0.08, "noisy_box": 0.08, "centre": 0.04, "clicks_3": 0.04}
-    _assert_gains(plain, snapped, gains, "the graph cut")
+    _assert_gains(
+        rows_of, {"graph_cut": None, "zoom": None}, {"zoom": None}, gains, "the graph cut"
+    )
 
 
-def test_bundled_ranker_picks_the_better_snapped_mask(model) -> None:
+def test_bundled_ranker_picks_the_better_snapped_mask(model, rows_of) -> None:
     """The shipped ranker scores a click's snapped masks by default; on 200 scenes it lifts
     the centre click from 0.536 to 0.663 and, picking among 3 masks per corrective click,
     3 clicks to 0.789 (docs/training.md); here, on 8 scenes with the same prompts for
@@ -138,11 +160,9 @@ def test_bundled_ranker_picks_the_better_snapped_mask(model) -> None:
     assert spec.ranker is not None
     path = segany.loading.bundled_path(spec.ranker.filename)
     assert sha256_file(path) == spec.ranker.sha256 and path.stat().st_size == spec.ranker.size
-    ranked = segany.Predictor(model, cache_size=0, zoom=None)
-    assert ranked.ranker is not None  # "auto" finds it for the registered weights
-    unranked = segany.Predictor(model, cache_size=0, ranker=None, zoom=None)
+    assert segany.Predictor(model).ranker is not None  # "auto" finds it for the weights
     gains = {"centre": 0.03, "random": 0.03, "clicks_3": 0.03}
-    _assert_gains(unranked, ranked, gains, "the ranker")
+    _assert_gains(rows_of, {"ranker": None, "zoom": None}, {"zoom": None}, gains, "the ranker")
 
 
 def test_bundled_box_ranker_answers_a_box_with_the_better_of_three(model) -> None:
@@ -185,14 +205,16 @@ def _box_table(predictor: segany.Predictor) -> dict[str, float]:
 
 
 def _assert_gains(
-    plain: segany.Predictor, better: segany.Predictor, gains: dict[str, float], stage: str
+    rows_of: Callable[..., Rows],
+    plain: dict[str, object],
+    better: dict[str, object],
+    gains: dict[str, float],
+    stage: str,
 ) -> None:
-    """``better`` beats ``plain`` by ``gains`` on 8 held-out scenes, the same prompts."""
-    scenes = SceneDataset(8, EVAL_BASE_SEED)
-    tables = [
-        summarize(evaluate_promptable(p, (scenes[i] for i in range(8)), clicks=3, seed=5))["all"]
-        for p in (plain, better)
-    ]
+    """A Predictor with ``better`` options beats one with ``plain`` options by ``gains``
+    on 8 held-out scenes, the same prompts (both without a zoom: the stages themselves
+    are compared)."""
+    tables = [summarize(rows_of(8, **options))["all"] for options in (plain, better)]
     shown = (f"{k} {tables[0][k]:.3f}/{tables[1][k]:.3f}" for k in gains)
     print(f"\nwithout / with {stage}: " + ", ".join(shown))
     for key, gain in gains.items():
@@ -256,13 +278,14 @@ def test_fast_mode_keeps_the_exact_quality(model) -> None:
     type's mIoU stays within 0.01 and most masks are identical in effect. The graph cut
     and ranker are left out: GrabCut and the ranker's pick between near-tied snapped masks
     amplify bf16 rounding (with them, on these 4 scenes, centre differed by 0.014 and
-    random by 0.015); the engine (decoder + refiner) is what is compared.
+    random by 0.015); the engine (decoder + refiner) is what is compared, on the whole
+    image (no zoom).
     """
     fast = segany.load_model("segany_shapes", mode="fast")
     scenes = SceneDataset(4, EVAL_BASE_SEED)
     tables = []
     for candidate in (model, fast):
-        predictor = segany.Predictor(candidate, cache_size=0, graph_cut=None)
+        predictor = segany.Predictor(candidate, cache_size=0, graph_cut=None, zoom=None)
         rows = evaluate_promptable(predictor, (scenes[i] for i in range(4)), clicks=1, seed=3)
         tables.append((rows, summarize(rows)["all"]))
     (exact_rows, exact), (fast_rows, fast_table) = tables

@@ -313,10 +313,12 @@ class Predictor:
         decoder ``masks``, as a box-cut ranker reads them (:func:`box_cut_candidates`)."""
         image, graph_cut = self.current.image, self.graph_cut
         assert image is not None and graph_cut is not None  # (a ranker runs after a cut)
+        threads = torch.get_num_threads()  # over the boxes, or a single box's cuts
+        inner = threads if len(boxes) == 1 else 1
         pairs = threaded_map(
-            lambda b: box_cut_candidates(graph_cut, image, masks[b], boxes[b]),
+            lambda b: box_cut_candidates(graph_cut, image, masks[b], boxes[b], inner),
             range(len(boxes)),
-            torch.get_num_threads(),
+            threads,
         )
         return np.stack([r for r, _ in pairs]), np.stack([s for _, s in pairs])
 

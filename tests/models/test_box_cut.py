@@ -21,6 +21,7 @@ from segany.models.ranker import (
     NUM_FEATURES,
     MaskRanker,
     RankerConfig,
+    box_cut_candidates,
     ranking_features,
     with_box_cut,
 )
@@ -133,3 +134,18 @@ def test_box_cut_examples_read_the_cut_and_fit_a_box_cut_ranker(tmp_path) -> Non
     assert segany.load_box_ranker(path=path).config == RankerConfig(hidden=4, kind="box_cut")
     with pytest.raises(segany.errors.CheckpointError, match="it is a 'box_cut' ranker"):
         segany.load_ranker(path=path)
+
+
+def test_a_box_s_cuts_on_threads_equal_its_cuts_one_by_one() -> None:
+    image, disk = _disk_scene(2)
+    masks = np.zeros((3, *disk.shape), dtype=bool)
+    masks[0, 40:80, 60:100] = True
+    masks[1, 35:85, 55:105] = True
+    masks[2, 45:75, 65:95] = True
+    box = np.array([50.0, 30.0, 110.0, 90.0])
+    one = box_cut_candidates(GraphCut(), image, masks, box)
+    for threads in (2, 3):
+        many = box_cut_candidates(GraphCut(), image, masks, box, threads)
+        for a, b in zip(one, many, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert _iou(one[1][0], disk) > 0.9 and not np.array_equal(one[1][0], masks[0])

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..data.masks import binary_iou
-from .graph_cut import GraphCut
+from .graph_cut import GraphCut, threaded_map
 
 CANDIDATES = 3  # SAM's ambiguity-aware masks
 NUM_FEATURES = 6 * CANDIDATES
@@ -126,16 +126,29 @@ def with_box_cut(
 
 
 def box_cut_candidates(
-    graph_cut: GraphCut, image: np.ndarray, masks: np.ndarray, box: np.ndarray
+    graph_cut: GraphCut,
+    image: np.ndarray,
+    masks: np.ndarray,
+    box: np.ndarray,
+    threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A box's candidates as a box-cut ranker reads them: from the decoder's 3xHxW
     ``masks`` for ``box`` (XYXY), the raw and the snapped 3xHxW masks, every mask but the
     :data:`BOX_CUT_SLOT` one snapped by ``graph_cut`` and that one the box's own cut
-    (:func:`with_box_cut`; the decoder's mask there is not cut at all)."""
-    snapped = np.stack(
-        [m if c == BOX_CUT_SLOT else graph_cut(image, m, box=box) for c, m in enumerate(masks)]
-    )
-    return with_box_cut(masks, snapped, *graph_cut.cut_box(image, box))
+    (:func:`with_box_cut`; the decoder's mask there is not cut at all). The cuts run on
+    up to ``threads`` threads."""
+    others = [c for c in range(len(masks)) if c != BOX_CUT_SLOT]
+
+    def cut(job: int) -> tuple[np.ndarray, ...]:
+        if job < 0:
+            return graph_cut.cut_box(image, box)
+        return (graph_cut(image, masks[job], box=box),)
+
+    results = threaded_map(cut, [*others, -1], threads)
+    snapped = masks.copy()
+    for c, (mask,) in zip(others, results[:-1], strict=True):
+        snapped[c] = mask
+    return with_box_cut(masks, snapped, *results[-1])
 
 
 def click_features(points: np.ndarray, labels: np.ndarray, snapped: np.ndarray) -> np.ndarray:

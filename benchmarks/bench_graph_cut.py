@@ -31,9 +31,10 @@ def main() -> None:
     graph_cut = segany.Predictor(model).graph_cut
     assert graph_cut is not None
     plain = segany.Predictor(model, graph_cut=None, zoom=None)
+    scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
     batches = []
     for i in range(args.scenes):
-        scene = SceneDataset(args.scenes, EVAL_BASE_SEED)[i]
+        scene = scenes[i]
         plain.set_image(scene.image)
         masks = plain.predict(box=scene.boxes, multimask=True).masks
         batches.append((scene.image, masks, scene.boxes))

@@ -137,18 +137,19 @@ def box_cut_candidates(
     :data:`BOX_CUT_SLOT` one snapped by ``graph_cut`` and that one the box's own cut
     (:func:`with_box_cut`; the decoder's mask there is not cut at all). The cuts run on
     up to ``threads`` threads."""
-    others = [c for c in range(len(masks)) if c != BOX_CUT_SLOT]
 
-    def cut(job: int) -> tuple[np.ndarray, ...]:
-        if job < 0:
+    def cut(c: int) -> tuple[np.ndarray, ...]:
+        """Mask ``c`` snapped, or in the box-cut slot the box's own (seed, cut)."""
+        if c == BOX_CUT_SLOT:
             return graph_cut.cut_box(image, box)
-        return (graph_cut(image, masks[job], box=box),)
+        return (graph_cut(image, masks[c], box=box),)
 
-    results = threaded_map(cut, [*others, -1], threads)
+    results = threaded_map(cut, range(len(masks)), threads)
     snapped = masks.copy()
-    for c, (mask,) in zip(others, results[:-1], strict=True):
-        snapped[c] = mask
-    return with_box_cut(masks, snapped, *results[-1])
+    for c, result in enumerate(results):
+        if c != BOX_CUT_SLOT:
+            snapped[c] = result[0]
+    return with_box_cut(masks, snapped, *results[BOX_CUT_SLOT])
 
 
 def click_features(points: np.ndarray, labels: np.ndarray, snapped: np.ndarray) -> np.ndarray:

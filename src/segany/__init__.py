@@ -16,11 +16,13 @@ from .loading import load_model
 from .predictor import Prediction, Predictor
 from .refiners import load_box_ranker, load_ranker, load_refiner
 from .registry import get_spec, list_models
+from .session import ClickSession
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "ClickSession",
     "DownloadError",
     "InputError",
     "MaskGenerator",

@@ -20,6 +20,7 @@ from segany.eval.promptable import box_fill, box_masks_of, iou, prompt_boxes
 from segany.models import build_sam
 from segany.models.graph_cut import GraphCut
 from segany.models.ranker import MaskRanker, RankerConfig
+from segany.session import ClickSession
 from segany.weights import save_state_dict_file
 from tests.test_loading import TINY
 
@@ -83,6 +84,35 @@ def test_corrective_clicks_answer_with_the_masks_asked_for(click_masks: int) -> 
     assert all(0.0 <= row["clicks_2"] <= 1.0 for row in rows)
     with pytest.raises(ValueError, match="click_masks must be 1 or 3"):
         evaluate_promptable(predictor, [scene], clicks=1, click_masks=2)
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_corrective_clicks_follow_a_click_session(merge: bool) -> None:
+    """Corrective clicks go through a ClickSession: merged into the previous mask, or
+    (``merge=False``) the predictor's best-scored answer with the previous logits."""
+    torch.manual_seed(0)
+    predictor = segany.Predictor(build_sam(TINY), refiner=None, graph_cut=None)
+    scene = generate_scene(5, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
+    rows = evaluate_promptable(predictor, [scene], clicks=2, merge=merge)
+    for row, truth in zip(rows, scene.masks, strict=True):
+        session = ClickSession(predictor, merge=merge).click(*interior_point(truth))
+        points, labels = [interior_point(truth)], [1]
+        mask, logits = session.mask, session.logits
+        for k in (1, 2):
+            assert mask is not None
+            click = corrective_click(truth, mask)
+            if click is None:
+                break
+            if merge:
+                mask = session.click(*click[0], positive=bool(click[1])).mask
+            else:
+                points.append(click[0])
+                labels.append(click[1])
+                assert logits is not None
+                out = predictor.predict(points=points, labels=labels, mask_input=logits[None])
+                best = int(np.argmax(out.scores))
+                mask, logits = out.masks[best], out.low_res_logits[best]
+            assert row[f"clicks_{k}"] == iou(mask, truth)
 
 
 def test_boxes_answer_with_three_masks_when_a_box_ranker_ranks_them() -> None:
@@ -184,5 +214,8 @@ def test_cli_writes_table_and_json(tmp_path: Path, capsys, monkeypatch) -> None:
     assert set(table) == {"all", "small", "medium", "large"}
     assert 0.0 <= table["all"]["box"] <= 1.0 and table["all"]["objects"] > 0
     assert written["box_masks"] == 1 and written["box_ranker"] is False  # none registered
+    assert written["merge"] is True
+    assert main([*argv, "--json", str(out), "--quiet", "--no-merge"]) == 0
+    assert json.loads(out.read_text())["merge"] is False
     assert main([*argv, "--json", str(out), "--quiet", "--box-masks", "3"]) == 0
     assert json.loads(out.read_text())["box_masks"] == 3

@@ -46,6 +46,13 @@ def register(commands: Any) -> None:
         help="masks answering each corrective click, the best by score kept (3)",
     )  # fmt: skip
     parser.add_argument(
+        "--no-merge",
+        dest="merge",
+        action="store_false",
+        help="take each corrective click's answer as it is (SAM's protocol) instead of "
+        "merging it into the previous mask around the click",
+    )
+    parser.add_argument(
         "--box-masks", choices=("auto", "1", "3"), default="auto",
         help="masks answering each box, the best by score kept: 'auto' (3 when the model "
         "has a box ranker, else 1)",
@@ -95,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                   disable=args.quiet)  # fmt: skip
     box_masks = box_masks_of(predictor, None if args.box_masks == "auto" else int(args.box_masks))
     rows = evaluate_promptable(
-        predictor, chosen, args.clicks, args.seed, args.click_masks, box_masks
+        predictor, chosen, args.clicks, args.seed, args.click_masks, box_masks, args.merge
     )
     table = summarize(rows)
     used: dict[str, object] = {"refiner": predictor.refiner, "graph cut": predictor.graph_cut}
@@ -118,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
                     and predictor.box_ranker is not None,
                     "zoom": list(predictor.zoom.windows) if predictor.zoom is not None else None,
                     "click_masks": args.click_masks,
+                    "merge": args.merge,
                     "box_masks": box_masks,
                     "table": table,
                 },

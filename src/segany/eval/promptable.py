@@ -12,7 +12,9 @@ Prompt types (each object of each scene is one target):
                pixel of the larger error region (missed object: positive; wrongly
                included: negative), with the previous logits as mask input; the
                answer is the predictor's pick of its 3 masks (as for the centre
-               click), or its single mask with ``click_masks=1``
+               click), or its single mask with ``click_masks=1``, merged into the
+               previous mask around the click (a :class:`~segany.session.ClickSession`;
+               ``merge=False``: the answer as it is)
   box_fill     baseline without a model: the filled tight box
 """
 
@@ -26,6 +28,7 @@ from ..data.masks import binary_iou as iou
 from ..data.masks import box_fill, corrective_click, interior_point
 from ..data.scenes import Scene
 from ..predictor import Predictor
+from ..session import ClickSession
 
 PROMPT_TYPES = ("centre", "centre_oracle", "random", "box", "noisy_box", "box_fill")
 SIZE_BINS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, float("inf")))
@@ -69,11 +72,14 @@ def evaluate_scene(
     rng: np.random.Generator,
     click_masks: int = 3,
     box_masks: int | None = None,
+    merge: bool = True,
 ) -> list[dict[str, float]]:
     """One row per object of ``scene``: its area and the IoU of every prompt type.
 
     ``click_masks`` (3 or 1): masks the predictor answers each corrective click with;
-    ``box_masks`` (3, 1 or None: :func:`box_masks_of`) the same for each box.
+    ``box_masks`` (3, 1 or None: :func:`box_masks_of`) the same for each box; ``merge``:
+    each corrective click's answer merged into the previous mask
+    (:func:`~segany.session.progressive_merge`), or taken as it is.
     """
     if click_masks not in (1, 3):
         raise ValueError(f"click_masks must be 1 or 3, got {click_masks}")
@@ -95,26 +101,21 @@ def evaluate_scene(
         rand = predictor.predict(points=[[xs[pick] + 0.5, ys[pick] + 0.5]], labels=[1])
         row["random"] = iou(rand.masks[int(np.argmax(rand.scores))], gt)
 
-        points = [list(interior_point(gt))]
-        labels = [1]
-        first = predictor.predict(points=points, labels=labels)
+        centre = interior_point(gt)
+        first = predictor.predict(points=[list(centre)], labels=[1])
         best = int(np.argmax(first.scores))
         row["centre"] = iou(first.masks[best], gt)
         row["centre_oracle"] = max(iou(m, gt) for m in first.masks)
-        mask, logits = first.masks[best], first.low_res_logits[best]
+        session = ClickSession(predictor, merge=merge, multimask=multimask)
+        session.add(*centre, True, first)
         for k in range(1, clicks + 1):
-            click = corrective_click(gt, mask)
+            assert session.mask is not None
+            click = corrective_click(gt, session.mask)
             if click is None:
                 row[f"clicks_{k}"] = 1.0
                 continue
-            points.append(list(click[0]))
-            labels.append(click[1])
-            out = predictor.predict(
-                points=points, labels=labels, mask_input=logits[None], multimask=multimask
-            )
-            chosen = int(np.argmax(out.scores))
-            mask, logits = out.masks[chosen], out.low_res_logits[chosen]
-            row[f"clicks_{k}"] = iou(mask, gt)
+            session.click(*click[0], positive=bool(click[1]))
+            row[f"clicks_{k}"] = iou(session.mask, gt)
         rows.append(row)
     return rows
 
@@ -126,13 +127,14 @@ def evaluate_promptable(
     seed: int = 0,
     click_masks: int = 3,
     box_masks: int | None = None,
+    merge: bool = True,
 ) -> list[dict[str, float]]:
     """Rows (one per object, see :func:`evaluate_scene`) over all ``scenes``."""
     rng = np.random.default_rng(seed)
     box_masks = box_masks_of(predictor, box_masks)  # refused before the first scene
     rows: list[dict[str, float]] = []
     for scene in scenes:
-        rows.extend(evaluate_scene(predictor, scene, clicks, rng, click_masks, box_masks))
+        rows.extend(evaluate_scene(predictor, scene, clicks, rng, click_masks, box_masks, merge))
     return rows
 
 

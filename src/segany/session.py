@@ -8,9 +8,9 @@ model's held-out scenes the best mask seen during 3 corrective clicks scores 0.9
 the last one only 0.853. :func:`progressive_merge` keeps the previous mask and changes
 only the region around the click that the new answer changed (the "progressive merge" of
 FocalClick, Chen et al., CVPR 2022): the connected part, holding the click, of the pixels
-the answer added (a positive click) or removed (a negative one), kept within a few times
-the click's depth in that part of the click. The model's own logits still go back as the
-next ``mask_input``.
+the answer added (a positive click) or removed (a negative one), cut to a disc around
+the click a few times the click's depth in that part. The model's own logits still go
+back as the next ``mask_input``.
 """
 
 from __future__ import annotations
@@ -95,10 +95,7 @@ class ClickSession:
     def click(self, x: float, y: float, positive: bool = True) -> ClickSession:
         """Add a click at pixel (``x``, ``y``) of the original image; returns the session,
         whose :attr:`mask` (HxW bool) and :attr:`logits` (hxw) are the new answer."""
-        if not self.points and not positive:
-            raise InputError("a session starts with a positive click on the object")
-        label = int(bool(positive))
-        points, labels = [*self.points, (float(x), float(y))], [*self.labels, label]
+        points, labels = self._with_click(x, y, positive)
         if self.logits is None:
             answer = self.predictor.predict(points=points, labels=labels, multimask=True)
         else:
@@ -111,18 +108,25 @@ class ClickSession:
         """Add a click whose ``answer`` (of this session's clicks and this one, from
         :meth:`Predictor.predict`) is already known: its best-scored mask is kept, merged
         as :meth:`click` merges."""
-        if not self.points and not positive:
-            raise InputError("a session starts with a positive click on the object")
-        label = int(bool(positive))
+        points, labels = self._with_click(x, y, positive)
         mask, logits = _best(answer)
         if self.mask is not None and self.logits is not None:
             self.history.append((self.mask, self.logits))
             if self.merge:
-                merged = progressive_merge(self.mask, mask, (x, y), label, self.reach)
+                merged = progressive_merge(self.mask, mask, (x, y), labels[-1], self.reach)
                 mask = self.mask if merged is None else merged
-        self.points, self.labels = [*self.points, (float(x), float(y))], [*self.labels, label]
+        self.points, self.labels = points, labels
         self.mask, self.logits = mask, logits
         return self
+
+    def _with_click(
+        self, x: float, y: float, positive: bool
+    ) -> tuple[list[tuple[float, float]], list[int]]:
+        """This session's clicks and labels with one more click (checked: a session starts
+        with a positive click, refused before any prediction runs)."""
+        if not self.points and not positive:
+            raise InputError("a session starts with a positive click on the object")
+        return [*self.points, (float(x), float(y))], [*self.labels, int(bool(positive))]
 
     def undo(self) -> ClickSession:
         """Forget the last click (and its answer)."""

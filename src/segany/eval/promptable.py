@@ -103,11 +103,11 @@ def evaluate_scene(
 
         centre = interior_point(gt)
         first = predictor.predict(points=[list(centre)], labels=[1])
-        best = int(np.argmax(first.scores))
-        row["centre"] = iou(first.masks[best], gt)
-        row["centre_oracle"] = max(iou(m, gt) for m in first.masks)
         session = ClickSession(predictor, merge=merge, multimask=multimask)
-        session.add(*centre, True, first)
+        session.add(*centre, True, first)  # keeps the best-scored of the 3 masks
+        assert session.mask is not None
+        row["centre"] = iou(session.mask, gt)
+        row["centre_oracle"] = max(iou(m, gt) for m in first.masks)
         for k in range(1, clicks + 1):
             assert session.mask is not None
             click = corrective_click(gt, session.mask)

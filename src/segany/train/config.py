@@ -47,6 +47,10 @@ class TrainConfig:
     runs without a graph, a cheaper step) or ``"iou_head"`` (only the decoder's IoU head,
     to recalibrate which of the 3 masks is picked).
 
+    ``zoom_crops``: the share of training scenes replaced by a square crop around one of
+    their instances (:func:`.crops.zoom_crop`), the magnified view the model answers on
+    when a click is also answered on crops (:mod:`segany.zoom`).
+
     A fresh model first gets aligned decoder attention (``attention_gain``, 0 for none)
     and ``decoder_warmup_steps`` of the geometric decoder warm-up
     (:mod:`segany.train.localise`).
@@ -69,6 +73,7 @@ class TrainConfig:
     box_noise: float = 0.1
     box_max_shift: float = 10.0
     small_object_power: float = 0.0
+    zoom_crops: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_steps: int = 200
@@ -95,7 +100,7 @@ class TrainConfig:
         positive = ("steps", "images_per_step", "prompts_per_image", "checkpoint_every")
         require_at_least(self, 1, positive)
         require_at_least(self, 0, ("clicks",))
-        for name in ("box_fraction", "centre_fraction", "decay_fraction"):
+        for name in ("box_fraction", "centre_fraction", "decay_fraction", "zoom_crops"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"{name} must be within [0, 1], got {getattr(self, name)}")
         if self.trainable not in TRAINABLE:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -19,6 +20,7 @@ from ..models.sam import Sam, build_sam
 from ..registry import get_spec
 from ..weights import save_state_dict_file
 from .config import TrainConfig
+from .crops import zoom_crop
 from .grouping import GroupingProbe
 from .localise import align_attention, warm_up_decoder
 from .step import train_step
@@ -26,6 +28,7 @@ from .targets import SceneTensors, scene_to_tensors
 
 CHECKPOINT = "checkpoint.pt"
 SEED_STRIDE = 1 << 24  # scenes per training seed: 2**24 (2 million steps of 8)
+ZOOM_CROP_STREAM = 2  # a scene's crop is drawn from its own random stream (seed, 2)
 LOG = "log.jsonl"
 FINAL = "model.safetensors"
 HEAD = "prompt_head.safetensors"
@@ -98,6 +101,10 @@ def step_scenes(step: int, config: TrainConfig, model: Sam) -> list[SceneTensors
         index = config.seed * SEED_STRIDE + step * config.images_per_step + i
         seed = scene_seed(TRAIN_BASE_SEED, index)
         scene = generate_scene(seed, SceneConfig())
+        if config.zoom_crops > 0:
+            rng = np.random.default_rng([seed, ZOOM_CROP_STREAM])
+            if rng.random() < config.zoom_crops:
+                scene = zoom_crop(scene, rng)
         out.append(
             scene_to_tensors(
                 scene.image, scene.masks, scene.boxes, model.image_size, low_res, scene.parent

@@ -18,11 +18,12 @@ import torch
 
 from ..data.masks import tight_boxes
 from ..data.scenes import Scene
+from ..zoom import ClickZoom
 
 __all__ = ["CROP_FRACTIONS", "MIN_CROP_SIDE", "MIN_CROP_PIXELS", "zoom_crop"]
 
 CROP_FRACTIONS = (0.2, 0.6)  # the crop's side, as a fraction of the scene's longest side
-MIN_CROP_SIDE = 96  # pixels; the zoom's own floor (segany.zoom.ClickZoom.min_side)
+MIN_CROP_SIDE = ClickZoom.min_side  # pixels: the zoom's own floor for a crop's side
 MIN_CROP_PIXELS = 16  # an instance keeps its place in a crop with at least this many pixels
 
 

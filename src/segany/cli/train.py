@@ -47,7 +47,11 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--checkpoint-every", type=positive_int, help=f"({defaults.checkpoint_every})"
     )
-    parser.add_argument("--fp32", action="store_true", help="train in fp32 (default: bf16)")
+    parser.add_argument(
+        "--fp32",
+        action="store_true",
+        help="train in fp32 (default: bf16 where the CPU has AVX-512 BF16 or AMX, else fp32)",
+    )
     parser.add_argument("--config", type=Path, help="JSON file of further training settings")
     parser.add_argument(
         "--init",

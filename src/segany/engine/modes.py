@@ -20,12 +20,14 @@ and always hand back fp32, so callers never see the difference.
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol
 
 import torch
 
 from ..models import vit
 from ..models.sam import Sam
+from .hardware import native_bf16
 from .memo import tensor_version
 from .openvino_backend import OpenVinoEncoder, openvino_available
 from .shared_decoder import decode_shared, decode_shared_above
@@ -88,6 +90,12 @@ def apply_mode(model: Sam, mode: str) -> Sam:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     dtype = _DTYPES[mode]
+    if mode == "fast" and not native_bf16():
+        warnings.warn(
+            "mode 'fast' computes in bf16, which this CPU (no AVX-512 BF16 or AMX) emulates "
+            "several times slower than fp32: 'exact' is likely faster here",
+            stacklevel=2,
+        )
     model.fast_encoder = None
     if mode == "fast" and openvino_available():
         from ..weights import cache_dir

@@ -55,6 +55,10 @@ class TrainConfig:
     and ``decoder_warmup_steps`` of the geometric decoder warm-up
     (:mod:`segany.train.localise`).
 
+    ``bf16``: autocast the forward pass to bf16 where the CPU computes it natively
+    (AVX-512 BF16 or AMX, :func:`segany.engine.hardware.native_bf16`); elsewhere the run
+    stays in fp32, which is faster there than emulated bf16.
+
     Learning rate: linear warm-up over ``warmup_steps``, constant, then a cosine decay to
     ``min_lr_ratio`` over the last ``decay_fraction`` of ``steps`` (warm-up, stable,
     decay: a run can be lengthened on resume before its decay begins).

@@ -8,6 +8,7 @@ import torch
 
 from ..data.masks import interior_points
 from ..engine import predict_masks_shared
+from ..engine.hardware import native_bf16
 from ..models.mask_decoder import output_slice
 from ..models.prompt_head import PromptHead
 from ..models.sam import Sam
@@ -58,7 +59,8 @@ def train_step(
     """
     focal_share = config.focal_share(step)
     clicks = config.clicks if step >= config.clicks_from_step else 0
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if config.bf16 else nullcontext()
+    bf16 = config.bf16 and native_bf16()  # emulated bf16 is slower than fp32
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
     size = model.image_size
     images = torch.cat([model.preprocess(s.image[None].float()) for s in scenes])
     min_area = config.min_object_area(step)

@@ -14,7 +14,6 @@ import torch
 import segany.engine.hardware as hardware
 import segany.engine.modes as modes
 import segany.train.loop as loop
-import segany.train.step as step
 from segany.models import build_sam
 from segany.train import train
 from tests.test_loading import TINY
@@ -62,12 +61,14 @@ def _recording_autocast(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[torch.
     seen: list[torch.dtype] = []
     real = torch.autocast
 
-    def recording(device_type: str, dtype: torch.dtype | None = None, **kwargs: object):
-        if dtype is not None:  # (the loss turns autocast off by itself: no dtype)
+    def recording(
+        device_type: str, dtype: torch.dtype | None = None, enabled: bool = True, **kwargs: object
+    ):
+        if dtype is not None and enabled:  # (the loss turns autocast off by itself: no dtype)
             seen.append(dtype)
-        return real(device_type, dtype=dtype, **kwargs)  # type: ignore[arg-type]
+        return real(device_type, dtype=dtype, enabled=enabled, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(step.torch, "autocast", recording)
+    monkeypatch.setattr(torch, "autocast", recording)
     yield seen
 
 
@@ -75,7 +76,7 @@ def _recording_autocast(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[torch.
 def test_training_autocasts_to_bf16_only_where_native(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
-    monkeypatch.setattr(step, "native_bf16", lambda: native)
+    monkeypatch.setattr(hardware, "native_bf16", lambda: native)
     monkeypatch.setattr(loop, "native_bf16", lambda: native)
     config = replace(FAST, steps=2, checkpoint_every=2, log_every=1, bf16=True)
     torch.manual_seed(0)
@@ -90,7 +91,7 @@ def test_training_autocasts_to_bf16_only_where_native(
 
 
 def test_fp32_training_never_autocasts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(step, "native_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "native_bf16", lambda: True)
     config = replace(FAST, steps=1, checkpoint_every=1, log_every=1, bf16=False)
     torch.manual_seed(0)
     with _recording_autocast(monkeypatch) as seen:

@@ -48,3 +48,9 @@ def native_bf16() -> bool:
     if answer is not None:
         return answer
     return any(flag in cpu_flags() for flag in BF16_FLAGS)
+
+
+def bf16_autocast(wanted: bool = True) -> torch.autocast:
+    """CPU autocast to bf16, enabled when ``wanted`` and bf16 is native here (emulated
+    bf16 is slower than fp32)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=wanted and native_bf16())

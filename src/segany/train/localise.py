@@ -24,7 +24,7 @@ import math
 import torch
 from tqdm import tqdm
 
-from ..engine.hardware import native_bf16
+from ..engine.hardware import bf16_autocast
 from ..models.sam import Sam
 from ..models.transformer import Attention, TwoWayAttentionBlock
 from .losses import segmentation_loss
@@ -120,7 +120,7 @@ def warm_up_decoder(
         boxes, box_masks, points, point_masks = localisation_targets(
             prompts_per_step, side, scale, generator
         )
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=native_bf16()):
+        with bf16_autocast():
             sparse, dense = encoder(points=None, boxes=boxes, masks=None)
             box_logits, box_iou = decoder(blank, pe, sparse, dense, False)
             labels = torch.ones((len(points), 1), dtype=torch.long)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 
 from ..data.masks import interior_points
 from ..engine import predict_masks_shared
-from ..engine.hardware import native_bf16
+from ..engine.hardware import bf16_autocast
 from ..models.mask_decoder import output_slice
 from ..models.prompt_head import PromptHead
 from ..models.sam import Sam
@@ -59,8 +57,6 @@ def train_step(
     """
     focal_share = config.focal_share(step)
     clicks = config.clicks if step >= config.clicks_from_step else 0
-    bf16 = config.bf16 and native_bf16()  # emulated bf16 is slower than fp32
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
     size = model.image_size
     images = torch.cat([model.preprocess(s.image[None].float()) for s in scenes])
     min_area = config.min_object_area(step)
@@ -89,7 +85,7 @@ def train_step(
         # the region at the centre of each embedding cell
         cell = scenes[0].masks.shape[-1] // model.prompt_encoder.image_embedding_size[0]
         regions = torch.stack(maps)[:, cell // 2 :: cell, cell // 2 :: cell]
-    with autocast:
+    with bf16_autocast(config.bf16):
         loss, metrics, embeddings = _sessions(
             model, images, image_index, targets, is_box, boxes, coords, labels,
             config, generator, focal_share, clicks, scale, probe, regions,

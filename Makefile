@@ -38,8 +38,13 @@ lint: $(VENV)/.test
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
+# One pytest-xdist worker per core (tests/conftest.py gives each one torch thread and
+# puts the files with slow tests first); whole files go to one worker, so that module
+# fixtures are built once.
+JOBS ?= auto
+
 unit: $(VENV)/.test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 test: lint typecheck unit
 

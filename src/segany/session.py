@@ -16,6 +16,7 @@ back as the next ``mask_input``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -96,12 +97,11 @@ class ClickSession:
         """Add a click at pixel (``x``, ``y``) of the original image; returns the session,
         whose :attr:`mask` (HxW bool) and :attr:`logits` (hxw) are the new answer."""
         points, labels = self._with_click(x, y, positive)
-        if self.logits is None:
-            answer = self.predictor.predict(points=points, labels=labels, multimask=True)
-        else:
-            answer = self.predictor.predict(
-                points=points, labels=labels, mask_input=self.logits[None], multimask=self.multimask
-            )
+        # the first click: 3 masks and no previous answer to feed back
+        previous: dict[str, Any] = {} if self.logits is None else {"mask_input": self.logits[None]}
+        answer = self.predictor.predict(
+            points=points, labels=labels, multimask=not previous or self.multimask, **previous
+        )
         return self.add(x, y, positive, answer)
 
     def add(self, x: float, y: float, positive: bool, answer: Prediction) -> ClickSession:

@@ -15,8 +15,6 @@ from segany.everything import MaskGenerator
 from tests.everything.structured import blob_models, scene
 from tests.reference.official import SMALL_VIT
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> segany.models.Sam:

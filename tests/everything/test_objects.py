@@ -27,8 +27,6 @@ from segany.everything.sources import (
 )
 from segany.models.prompt_head import PromptHead, PromptHeadConfig
 
-torch.set_num_threads(1)
-
 NO_FILTERS: dict[str, Any] = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
 
 

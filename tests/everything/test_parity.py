@@ -29,7 +29,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),
 ]
 
-torch.set_num_threads(1)  # CPU etiquette: the suite shares the machine
 
 MIN_IOU = 0.99
 SCORE_TOL = 1e-3

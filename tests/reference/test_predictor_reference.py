@@ -16,8 +16,6 @@ import segany
 from segany.models import TinyViTConfig
 from tests.reference.official import SMALL_VIT, official_sam, random_checkpoint
 
-torch.set_num_threads(2)
-
 CONFIGS = {
     "small_vit": SMALL_VIT,
     "sam_vit_b": segany.get_spec("sam_vit_b").config,
@@ -43,7 +41,14 @@ def _image(height: int, width: int, seed: int) -> np.ndarray:
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
-@pytest.fixture(scope="module", params=list(CONFIGS))
+# ViT-B at 1024 px: over a minute per image on one thread
+_SLOW = {"sam_vit_b"}
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(n, marks=[pytest.mark.slow] * (n in _SLOW)) for n in CONFIGS],
+)
 def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """(official SamPredictor, segany Predictor) on one random checkpoint."""
     name = request.param

@@ -7,7 +7,6 @@ attention bias tables and the unused classification head included) is randomised
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,14 +32,6 @@ SMALL = TinyViTConfig(
     out_chans=64,
     num_classes=10,
 )
-
-
-@pytest.fixture(autouse=True)
-def _two_threads() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _shapes(model: nn.Module) -> dict[str, tuple[Any, ...]]:

@@ -22,8 +22,6 @@ from segany.train.prompt_head import (
 )
 from segany.weights import save_state_dict_file
 
-torch.set_num_threads(1)
-
 EDGES = (2.0, 6.0)
 
 

@@ -122,6 +122,7 @@ def test_cli_refuses_bad_arguments(
     assert message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("tiny_model")
 def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -138,6 +139,7 @@ def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
     _refuses_to_overwrite(argv, out / "ranker.safetensors", capsys)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("tiny_model")
 @pytest.mark.parametrize("kind", ["boxes", "box_cut"])
 def test_ranker_cli_trains_a_box_ranker(tmp_path: Path, kind: str) -> None:

@@ -39,8 +39,8 @@ typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
 # One pytest-xdist worker per core (tests/conftest.py gives each one torch thread and
-# puts the files with slow tests first); whole files go to one worker, so that module
-# fixtures are built once.
+# puts the files with the most slow tests first); whole files go to one worker, so that
+# module fixtures are built once.
 JOBS ?= auto
 
 unit: $(VENV)/.test

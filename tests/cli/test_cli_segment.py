@@ -17,8 +17,10 @@ from PIL import Image
 import segany
 from segany.cli.main import main
 from segany.errors import CheckpointError, DownloadError, InputError
+from segany.models.graph_cut import GraphCut
 from segany.models.ranker import MaskRanker, RankerConfig
 from segany.weights import save_state_dict_file
+from segany.zoom import ClickZoom
 
 H, W = 48, 64
 
@@ -388,12 +390,15 @@ def test_mask_stage_choices_reach_the_predictor(
     assert main([*args, "--refiner", "none"]) == 0 and fake["refiner"] is None
     assert fake["graph_cut"] == "auto"
     assert main([*args, "--graph-cut", "none"]) == 0 and fake["graph_cut"] is None
+    assert main([*args, "--graph-cut", "on"]) == 0 and isinstance(fake["graph_cut"], GraphCut)
     assert fake["ranker"] == "auto"
     assert main([*args, "--ranker", "none"]) == 0 and fake["ranker"] is None
     assert fake["box_ranker"] == "auto"
     assert main([*args, "--box-ranker", "none"]) == 0 and fake["box_ranker"] is None
     assert fake["zoom"] == "auto"
     assert main([*args, "--zoom", "none"]) == 0 and fake["zoom"] is None
+    assert main([*args, "--zoom", "on"]) == 0 and fake["zoom"] == ClickZoom()
+    assert main([*args, "--zoom", "0.4,0.25"]) == 0 and fake["zoom"].windows == (0.4, 0.25)
     ranker_file = tmp_path / "box_ranker.safetensors"
     save_state_dict_file(MaskRanker(RankerConfig(hidden=4, kind="boxes")).export(), ranker_file)
     assert main([*args, "--box-ranker", str(ranker_file)]) == 0

@@ -14,6 +14,7 @@ from segany.errors import InputError
 from segany.models import build_sam
 from segany.models.refiner import MaskRefiner, RefinerConfig
 from segany.train.refiner import RefinerTrainConfig, train_refiner
+from segany.weights import save_state_dict_file
 from tests.test_loading import TINY
 
 SMALL = {"images_per_step": 1, "boxes_per_image": 2, "sessions_per_image": 1, "clicks": 1}
@@ -112,6 +113,9 @@ def test_cli_trains_saves_and_refuses_to_overwrite(
         (["eval", "--ranker", "/no/such.safetensors"], "--ranker: /no/such.safetensors is not"),
         (["eval", "--ranker", "none", "proposals"], "--ranker is an option of the promptable"),
         (["train", "ranker", "-o", "x", "--prompts", "lines"], "--prompts: invalid choice"),
+        (["train", "ranker", "-o", "x", "--refiner", "/no/such"], "--refiner: /no/such is not"),
+        (["eval", "--zoom", "0.5,2"], "--zoom: expected auto, on, none or fractions"),
+        (["eval", "--zoom", "big"], "--zoom: expected auto, on, none or fractions"),
     ],
 )
 def test_cli_refuses_bad_arguments(
@@ -125,12 +129,31 @@ def test_cli_refuses_bad_arguments(
 @pytest.mark.slow
 @pytest.mark.usefixtures("tiny_model")
 def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The ranker is trained and scored on the answers of the ``--refiner`` given (a
+    refiner file, as for weights of your own, which have none registered)."""
+    refiner_file = tmp_path / "refiner.safetensors"
+    torch.manual_seed(1)
+    save_state_dict_file(MaskRefiner(RefinerConfig(width=8)).export(), refiner_file)
+    refiners: list[object] = []
+    real_predictor = segany.Predictor
+
+    def recording(model: object, **kwargs: object) -> segany.Predictor:
+        predictor = real_predictor(model, **kwargs)  # type: ignore[arg-type]
+        refiners.append(predictor.refiner)
+        return predictor
+
+    monkeypatch.setattr(segany, "Predictor", recording)
     out = tmp_path / "run"
     argv = ["train", "ranker", "-o", str(out), "--scenes", "1", "--epochs", "2"]
+    argv += ["--refiner", str(refiner_file)]
     assert main([*argv, "--eval-scenes", "1", "--quiet"]) == 0
+    assert len(refiners) == 3  # the collector, then the held-out scoring with and without
+    for refiner in refiners:
+        assert isinstance(refiner, MaskRefiner) and refiner.config.width == 8
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["refiner"] == str(refiner_file)
     assert set(summary["with_ranker"]) == {"centre", "random", "clicks_3"}
     assert summary["scenes"] == 1 and summary["seed"] == 7
     ranker = segany.load_ranker(path=out / "ranker.safetensors")

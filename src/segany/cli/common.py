@@ -64,22 +64,17 @@ def positive_float(text: str) -> float:
 
 
 def add_mask_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--refiner auto|none|PATH``, ``--graph-cut auto|none``, ``--ranker auto|none|PATH``,
-    ``--box-ranker auto|none|PATH`` and ``--zoom auto|none``: the stages after the decoder
-    (see Predictor)."""
-    parser.add_argument(
-        "--refiner",
-        metavar="auto|none|PATH",
-        default="auto",
-        help="mask refiner: 'auto' (the one trained with the model's weights, if any), "
-        "'none' (the decoder's masks, as the official code), or a refiner file",
-    )
+    """``--refiner auto|none|PATH``, ``--graph-cut auto|on|none``, ``--ranker
+    auto|none|PATH``, ``--box-ranker auto|none|PATH`` and ``--zoom auto|on|none|W,W``: the
+    stages after the decoder (see Predictor). "auto" takes what the model's registry entry
+    names for its weights; the other values give the stages to weights of your own."""
+    refiner_argument(parser)
     parser.add_argument(
         "--graph-cut",
-        choices=("auto", "none"),
+        choices=("auto", "on", "none"),
         default="auto",
         help="snap masks to colour edges with a graph cut: 'auto' (when the model's "
-        "registry entry asks for it, as the bundled model's does) or 'none'",
+        "registry entry asks for it, as the bundled model's does), 'on' or 'none'",
     )
     parser.add_argument(
         "--ranker",
@@ -97,33 +92,72 @@ def add_mask_stage_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--zoom",
-        choices=("auto", "none"),
+        metavar="auto|on|none|W,W",
         default="auto",
         help="answer clicks on zoomed crops around them as well (segany.zoom): 'auto' (when "
-        "the model's registry entry names crops, as the bundled model's does) or 'none'",
+        "the model's registry entry names crops, as the bundled model's does), 'on' (crops "
+        "of 0.5 and 0.2 of the image's side), 'none', or the crops' sides as fractions",
+    )
+
+
+def refiner_argument(parser: argparse.ArgumentParser) -> None:
+    """``--refiner auto|none|PATH`` (read by :func:`refiner_choice`)."""
+    parser.add_argument(
+        "--refiner",
+        metavar="auto|none|PATH",
+        default="auto",
+        help="mask refiner: 'auto' (the one trained with the model's weights, if any), "
+        "'none' (the decoder's masks, as the official code), or a refiner file",
     )
 
 
 def mask_stages(args: argparse.Namespace) -> dict[str, Any]:
     """``Predictor`` keyword arguments (refiner, graph_cut, rankers, zoom) for the options of
     :func:`add_mask_stage_arguments`; a value that is no choice nor a file: ``InputError``."""
-    from segany.refiners import load_box_ranker, load_ranker, load_refiner
+    from segany.models.graph_cut import GraphCut
+    from segany.refiners import load_box_ranker, load_ranker
 
-    def part(value: str, flag: str, load: Callable[..., Any]) -> Any:
-        if value in ("auto", "none"):
-            return None if value == "none" else "auto"
-        path = Path(value)
-        if not path.is_file():
-            raise InputError(f"{flag}: {value} is not 'auto', 'none' or a file")
-        return load(path=path)
-
+    graph_cut = {"auto": "auto", "on": GraphCut(), "none": None}[args.graph_cut]
     return {
-        "refiner": part(args.refiner, "--refiner", load_refiner),
-        "graph_cut": None if args.graph_cut == "none" else "auto",
-        "ranker": part(args.ranker, "--ranker", load_ranker),
-        "box_ranker": part(args.box_ranker, "--box-ranker", load_box_ranker),
-        "zoom": None if args.zoom == "none" else "auto",
+        "refiner": refiner_choice(args),
+        "graph_cut": graph_cut,
+        "ranker": _stage_file(args.ranker, "--ranker", load_ranker),
+        "box_ranker": _stage_file(args.box_ranker, "--box-ranker", load_box_ranker),
+        "zoom": _zoom(args.zoom),
     }
+
+
+def refiner_choice(args: argparse.Namespace) -> Any:
+    """``Predictor``'s ``refiner`` for ``--refiner``: "auto", None or the file's refiner."""
+    from segany.refiners import load_refiner
+
+    return _stage_file(args.refiner, "--refiner", load_refiner)
+
+
+def _stage_file(value: str, flag: str, load: Callable[..., Any]) -> Any:
+    """ "auto", None for "none", else the stage ``load`` reads from the file ``value``."""
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    path = Path(value)
+    if not path.is_file():
+        raise InputError(f"{flag}: {value} is not 'auto', 'none' or a file")
+    return load(path=path)
+
+
+def _zoom(value: str) -> Any:
+    """``Predictor``'s ``zoom`` for ``--zoom auto|on|none|W,W``."""
+    from segany.zoom import ClickZoom
+
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    if value == "on":
+        return ClickZoom()
+    try:
+        return ClickZoom(windows=tuple(float(w) for w in value.split(",")))
+    except ValueError:
+        raise InputError(
+            f"--zoom: expected auto, on, none or fractions in (0, 1) such as 0.5,0.2; got {value!r}"
+        ) from None
 
 
 def output_file(out: Path, name: str, overwrite: bool) -> Path:

@@ -1,11 +1,12 @@
 """``segany train ranker``: train the ranker of a click's (or a box's) snapped masks.
 
-The model and its refiner stay frozen; on generated training scenes every object gets a
-random click and a centre click followed by corrective clicks (``--prompts clicks``), or
-its tight box and a noisy one (``--prompts boxes``; ``--prompts box_cut``: the second
-of a box's 3 masks replaced by the box's own cut); each prompt's 3 masks are snapped
-by the graph cut, and the ranker (segany.models.ranker) learns the IoU of each snapped
-mask. Writes ``OUT/ranker.safetensors`` (clicks; use it as ``--ranker PATH`` in 'segany
+The model and its refiner (``--refiner``: the one registered with the weights, none, or
+a refiner file, for weights of your own) stay frozen; on generated training scenes every
+object gets a random click and a centre click followed by corrective clicks (``--prompts
+clicks``), or its tight box and a noisy one (``--prompts boxes``; ``--prompts box_cut``:
+the second of a box's 3 masks replaced by the box's own cut); each prompt's 3 masks are
+snapped by the graph cut, and the ranker (segany.models.ranker) learns the IoU of each
+snapped mask. Writes ``OUT/ranker.safetensors`` (clicks; use it as ``--ranker PATH`` in 'segany
 eval' and 'segany segment', or ``Predictor(model, ranker=segany.load_ranker(path=...))``)
 or ``OUT/box_ranker.safetensors`` (boxes, box_cut; ``--box-ranker PATH``, or
 ``Predictor(model, box_ranker=...)``), ``OUT/log.jsonl`` and ``OUT/summary.json``
@@ -27,6 +28,8 @@ from segany.cli.common import (
     output_file,
     positive_float,
     positive_int,
+    refiner_argument,
+    refiner_choice,
 )
 
 __all__ = ["BOX_RANKER_FILE", "RANKER_FILE", "register", "run"]
@@ -47,6 +50,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     add_model_arguments(parser, with_mode=False)
+    refiner_argument(parser)
     parser.add_argument(
         "--prompts", choices=PROMPT_KINDS,
         help=f"the prompts the ranker ranks the masks of ({defaults.prompts})",
@@ -81,20 +85,24 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(RankerTrainConfig, args, names)
     boxes = config.prompts != "clicks"
     target = output_file(out, BOX_RANKER_FILE if boxes else RANKER_FILE, args.overwrite)
+    refiner = refiner_choice(args)
     model = segany.load_model(args.model, checkpoint=args.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     graph_cut = GraphCut()
-    collector = segany.Predictor(model, cache_size=0, graph_cut=None, ranker=None, zoom=None)
+    collector = segany.Predictor(
+        model, cache_size=0, refiner=refiner, graph_cut=None, ranker=None, zoom=None
+    )
     with jsonl_log(out) as log:
         ranker = train_ranker(collector, graph_cut, config, progress=not args.quiet, log=log)
     save_state_dict_file(ranker.export(), target)
     stage = "box_ranker" if boxes else "ranker"
-    summary: dict[str, Any] = {"model": model.name, stage: str(target)} | config.to_dict()
+    summary: dict[str, Any] = {"model": model.name, "refiner": args.refiner, stage: str(target)}
+    summary |= config.to_dict()
     keys = ("box", "noisy_box") if boxes else ("centre", "random", "clicks_3")
 
     def predictor_with(chosen: Any) -> Any:
         kwargs = {stage: chosen, "zoom": None}  # (rankers are trained on the whole image)
-        return segany.Predictor(model, cache_size=0, graph_cut=graph_cut, **kwargs)
+        return segany.Predictor(model, cache_size=0, refiner=refiner, graph_cut=graph_cut, **kwargs)
 
     held_out_summary(out, summary, stage, predictor_with, ranker, args.eval_scenes, keys)
     return 0

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from pathlib import Path
@@ -63,6 +64,11 @@ def register(commands: Any) -> None:
         "--mode", choices=("exact", "fast"), default="exact", help="execution mode (exact)"
     )
     add_mask_stage_arguments(parser)
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1,
+        help="worker processes sharing the scenes, each with cores / N threads (1); the "
+        "figures do not depend on it",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     parser.set_defaults(func=run)
     eval_proposals.register(parser)
@@ -86,24 +92,27 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table (and write JSON when asked)."""
     from tqdm import tqdm
 
-    import segany
     from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
     from segany.errors import InputError
     from segany.eval import evaluate_promptable, summarize
+    from segany.eval.parallel import evaluate_in_processes
     from segany.eval.promptable import box_masks_of
 
     if args.json is not None and not args.json.parent.is_dir():
         raise InputError(f"--json: folder {args.json.parent} does not exist")
-    stages = mask_stages(args)
-    model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
-    predictor = segany.Predictor(model, cache_size=0, **stages)
+    predictor = _predictor(args)
+    model = predictor.model
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
-    chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",
-                  disable=args.quiet)  # fmt: skip
     box_masks = box_masks_of(predictor, None if args.box_masks == "auto" else int(args.box_masks))
-    rows = evaluate_promptable(
-        predictor, chosen, args.clicks, args.seed, args.click_masks, box_masks, args.merge
-    )
+    options = {"clicks": args.clicks, "seed": args.seed, "click_masks": args.click_masks,
+               "box_masks": box_masks, "merge": args.merge}  # fmt: skip
+    if args.jobs > 1:
+        build = functools.partial(_predictor, args)
+        rows = evaluate_in_processes(build, scenes, args.jobs, not args.quiet, **options)
+    else:
+        chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",
+                      disable=args.quiet)  # fmt: skip
+        rows = evaluate_promptable(predictor, chosen, **options)
     table = summarize(rows)
     used: dict[str, object] = {"refiner": predictor.refiner, "graph cut": predictor.graph_cut}
     if predictor.graph_cut is not None:
@@ -133,3 +142,13 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     return 0
+
+
+def _predictor(args: argparse.Namespace) -> Any:
+    """The ``Predictor`` the options ask for (in this process, and in each ``--jobs``
+    worker)."""
+    import segany
+
+    stages = mask_stages(args)
+    model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
+    return segany.Predictor(model, cache_size=0, **stages)

@@ -129,13 +129,21 @@ def evaluate_promptable(
     box_masks: int | None = None,
     merge: bool = True,
 ) -> list[dict[str, float]]:
-    """Rows (one per object, see :func:`evaluate_scene`) over all ``scenes``."""
-    rng = np.random.default_rng(seed)
+    """Rows (one per object, see :func:`evaluate_scene`) over all ``scenes``, each scene's
+    random prompts drawn from :func:`scene_rng` (``seed`` and the scene's own)."""
     box_masks = box_masks_of(predictor, box_masks)  # refused before the first scene
     rows: list[dict[str, float]] = []
     for scene in scenes:
+        rng = scene_rng(seed, scene)
         rows.extend(evaluate_scene(predictor, scene, clicks, rng, click_masks, box_masks, merge))
     return rows
+
+
+def scene_rng(seed: int, scene: Scene) -> np.random.Generator:
+    """The generator of ``scene``'s random prompts (the random click, the noisy box), from
+    ``seed`` and the scene's own seed: a scene gets the same prompts whichever scenes come
+    before it and whichever process evaluates it."""
+    return np.random.default_rng([seed, scene.seed])
 
 
 def summarize(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:

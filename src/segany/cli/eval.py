@@ -90,13 +90,12 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table (and write JSON when asked)."""
-    from tqdm import tqdm
 
     from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+    from segany.engine.workers import map_scenes
     from segany.errors import InputError
-    from segany.eval import evaluate_promptable, summarize
-    from segany.eval.parallel import evaluate_in_processes
-    from segany.eval.promptable import box_masks_of
+    from segany.eval import summarize
+    from segany.eval.promptable import box_masks_of, promptable_rows
 
     if args.json is not None and not args.json.parent.is_dir():
         raise InputError(f"--json: folder {args.json.parent} does not exist")
@@ -106,13 +105,10 @@ def run(args: argparse.Namespace) -> int:
     box_masks = box_masks_of(predictor, None if args.box_masks == "auto" else int(args.box_masks))
     options = {"clicks": args.clicks, "seed": args.seed, "click_masks": args.click_masks,
                "box_masks": box_masks, "merge": args.merge}  # fmt: skip
-    if args.jobs > 1:
-        build = functools.partial(_predictor, args)
-        rows = evaluate_in_processes(build, scenes, args.jobs, not args.quiet, **options)
-    else:
-        chosen = tqdm((scenes[i] for i in range(len(scenes))), total=len(scenes), unit="scene",
-                      disable=args.quiet)  # fmt: skip
-        rows = evaluate_promptable(predictor, chosen, **options)
+    work = functools.partial(promptable_rows, **options)
+    build = functools.partial(_predictor, args) if args.jobs > 1 else lambda: predictor
+    per_scene = map_scenes(build, work, scenes, args.jobs, not args.quiet)
+    rows = [row for rows in per_scene for row in rows]
     table = summarize(rows)
     used: dict[str, object] = {"refiner": predictor.refiner, "graph cut": predictor.graph_cut}
     if predictor.graph_cut is not None:

@@ -16,6 +16,7 @@ or ``OUT/box_ranker.safetensors`` (boxes, box_cut; ``--box-ranker PATH``, or
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,11 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--eval-scenes", type=non_negative_int, default=20, help="held-out scenes scored (20)"
     )
+    parser.add_argument(
+        "--jobs", type=positive_int, default=1,
+        help="worker processes sharing the training scenes, each with cores / N threads (1); "
+        "the examples do not depend on it",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace OUT's ranker")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -85,15 +91,13 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(RankerTrainConfig, args, names)
     boxes = config.prompts != "clicks"
     target = output_file(out, BOX_RANKER_FILE if boxes else RANKER_FILE, args.overwrite)
-    refiner = refiner_choice(args)
-    model = segany.load_model(args.model, checkpoint=args.checkpoint)
+    collector = _collector(args)
+    model, refiner = collector.model, collector.refiner
     out.mkdir(parents=True, exist_ok=True)
     graph_cut = GraphCut()
-    collector = segany.Predictor(
-        model, cache_size=0, refiner=refiner, graph_cut=None, ranker=None, zoom=None
-    )
+    build = functools.partial(_collector, args)
     with jsonl_log(out) as log:
-        ranker = train_ranker(collector, graph_cut, config, progress=not args.quiet, log=log)
+        ranker = train_ranker(collector, graph_cut, config, not args.quiet, log, args.jobs, build)
     save_state_dict_file(ranker.export(), target)
     stage = "box_ranker" if boxes else "ranker"
     summary: dict[str, Any] = {"model": model.name, "refiner": args.refiner, stage: str(target)}
@@ -106,3 +110,16 @@ def run(args: argparse.Namespace) -> int:
 
     held_out_summary(out, summary, stage, predictor_with, ranker, args.eval_scenes, keys)
     return 0
+
+
+def _collector(args: argparse.Namespace) -> Any:
+    """The predictor whose answers the ranker learns from: the model and ``--refiner``,
+    no graph cut (applied by the collection itself), ranker or zoom (in this process, and
+    in each ``--jobs`` worker)."""
+    import segany
+
+    refiner = refiner_choice(args)
+    model = segany.load_model(args.model, checkpoint=args.checkpoint)
+    return segany.Predictor(
+        model, cache_size=0, refiner=refiner, graph_cut=None, ranker=None, zoom=None
+    )

@@ -21,6 +21,7 @@ Prompt types (each object of each scene is one target):
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -137,6 +138,14 @@ def evaluate_promptable(
         rng = scene_rng(seed, scene)
         rows.extend(evaluate_scene(predictor, scene, clicks, rng, click_masks, box_masks, merge))
     return rows
+
+
+def promptable_rows(
+    predictor: Predictor, index: int, scene: Scene, **options: Any
+) -> list[dict[str, float]]:
+    """:func:`evaluate_promptable` of one scene (``options``: its keyword arguments), as
+    :func:`~segany.engine.workers.map_scenes` calls its work (``index`` unused)."""
+    return evaluate_promptable(predictor, [scene], **options)
 
 
 def scene_rng(seed: int, scene: Scene) -> np.random.Generator:

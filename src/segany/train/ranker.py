@@ -16,15 +16,16 @@ the sigmoid), so its output stays a predicted IoU and its argmax picks the mask.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data.masks import binary_iou, corrective_click, interior_point
 from ..data.scenes import EVAL_BASE_SEED, Scene, SceneDataset
+from ..engine.workers import map_scenes
 from ..errors import InputError
 from ..eval.promptable import prompt_boxes
 from ..models.graph_cut import GraphCut
@@ -169,39 +170,65 @@ def collect_ranking_examples(
     clicks: int = 2,
     progress: bool = True,
     prompts: str = "clicks",
+    jobs: int = 1,
+    build: Callable[[], Predictor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features Nx30 and targets Nx3 (IoU of each snapped candidate)
     from every object's :func:`object_examples` (``prompts="clicks"``) or
     :func:`box_examples` (``prompts="boxes"`` or ``"box_cut"``).
 
     ``predictor`` must not snap (``graph_cut=None``): the cut is applied here, so the
-    masks before and after it are both at hand.
+    masks before and after it are both at hand. With ``jobs`` > 1 the scenes are shared
+    among that many worker processes (:func:`~segany.engine.workers.map_scenes`), each
+    with the predictor ``build`` makes (picklable; the same as ``predictor``); the
+    examples are the same as in one process.
     """
     if predictor.graph_cut is not None:
         raise ValueError("collect_ranking_examples needs a Predictor with graph_cut=None")
     if prompts not in PROMPT_KINDS:
         raise ValueError(f"prompts must be one of {PROMPT_KINDS}, got {prompts!r}")
-    features, targets = [], []
-    for index in tqdm(range(len(scenes)), unit="scene", disable=not progress):
-        scene = scenes[index]
-        predictor.set_image(scene.image)
-        rng = np.random.default_rng(index)
-        if prompts != "clicks":
-            examples: Iterable[tuple[np.ndarray, list[float]]] = box_examples(
-                predictor, graph_cut, scene, rng, box_cut=prompts == "box_cut"
-            )
-        else:
-            examples = (
-                (feature, target)
-                for truth in scene.masks
-                for _, feature, target in object_examples(
-                    predictor, graph_cut, scene.image, truth, rng, clicks
-                )
-            )
-        for feature, target in examples:
-            features.append(feature)
-            targets.append(target)
+    if jobs > 1 and build is None:
+        raise ValueError("jobs > 1 needs build, the predictor's maker for the workers")
+    work = functools.partial(scene_examples, graph_cut=graph_cut, clicks=clicks, prompts=prompts)
+    maker = build if build is not None and jobs > 1 else lambda: predictor
+    per_scene = map_scenes(maker, work, scenes, jobs, progress)
+    features = [feature for part, _ in per_scene for feature in part]
+    if not features:
+        width = RankerConfig(kind=prompts).features
+        return np.zeros((0, width), np.float32), np.zeros((0, 3), np.float32)
+    targets = [target for _, part in per_scene for target in part]
     return np.stack(features), np.asarray(targets, dtype=np.float32)
+
+
+def scene_examples(
+    predictor: Predictor,
+    index: int,
+    scene: Scene,
+    graph_cut: GraphCut,
+    clicks: int = 2,
+    prompts: str = "clicks",
+) -> tuple[list[np.ndarray], list[list[float]]]:
+    """The features and targets of scene ``index`` of :func:`collect_ranking_examples`
+    (its random choices drawn from a generator seeded with ``index``)."""
+    predictor.set_image(scene.image)
+    rng = np.random.default_rng(index)
+    if prompts != "clicks":
+        examples: Iterable[tuple[np.ndarray, list[float]]] = box_examples(
+            predictor, graph_cut, scene, rng, box_cut=prompts == "box_cut"
+        )
+    else:
+        examples = (
+            (feature, target)
+            for truth in scene.masks
+            for _, feature, target in object_examples(
+                predictor, graph_cut, scene.image, truth, rng, clicks
+            )
+        )
+    features, targets = [], []
+    for feature, target in examples:
+        features.append(feature)
+        targets.append(target)
+    return features, targets
 
 
 def fit_ranker(
@@ -262,10 +289,13 @@ def train_ranker(
     config: RankerTrainConfig = RankerTrainConfig(),
     progress: bool = True,
     log: Callable[[dict[str, float]], object] | None = None,
+    jobs: int = 1,
+    build: Callable[[], Predictor] | None = None,
 ) -> MaskRanker:
-    """Collect examples on ``config.scenes`` training scenes, then fit a ranker."""
+    """Collect examples on ``config.scenes`` training scenes (in ``jobs`` processes, see
+    :func:`collect_ranking_examples`), then fit a ranker."""
     scenes = SceneDataset(config.scenes, config.seed)
     features, targets = collect_ranking_examples(
-        predictor, graph_cut, scenes, config.clicks, progress, config.prompts
+        predictor, graph_cut, scenes, config.clicks, progress, config.prompts, jobs, build
     )
     return fit_ranker(features, targets, config, log)

@@ -90,7 +90,6 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table (and write JSON when asked)."""
-
     from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
     from segany.engine.workers import map_scenes
     from segany.errors import InputError

@@ -6,11 +6,11 @@ object gets a random click and a centre click followed by corrective clicks (``-
 clicks``), or its tight box and a noisy one (``--prompts boxes``; ``--prompts box_cut``:
 the second of a box's 3 masks replaced by the box's own cut); each prompt's 3 masks are
 snapped by the graph cut, and the ranker (segany.models.ranker) learns the IoU of each
-snapped mask. Writes ``OUT/ranker.safetensors`` (clicks; use it as ``--ranker PATH`` in 'segany
-eval' and 'segany segment', or ``Predictor(model, ranker=segany.load_ranker(path=...))``)
-or ``OUT/box_ranker.safetensors`` (boxes, box_cut; ``--box-ranker PATH``, or
-``Predictor(model, box_ranker=...)``), ``OUT/log.jsonl`` and ``OUT/summary.json``
-(held-out mIoU with and without it).
+snapped mask. Writes ``OUT/ranker.safetensors`` (clicks; use it as ``--ranker PATH`` in
+'segany eval' and 'segany segment', or ``Predictor(model,
+ranker=segany.load_ranker(path=...))``) or ``OUT/box_ranker.safetensors`` (boxes,
+box_cut; ``--box-ranker PATH``, or ``Predictor(model, box_ranker=...)``),
+``OUT/log.jsonl`` and ``OUT/summary.json`` (held-out mIoU with and without it).
 """
 
 from __future__ import annotations

@@ -70,14 +70,24 @@ def map_scenes(
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
-    bar = tqdm(total=len(scenes), unit="scene", disable=not progress)
-    if jobs == 1:
-        predictor, results = build(), []
-        for index in range(len(scenes)):
-            results.append(work(predictor, index, scenes[index]))
-            bar.update()
-        bar.close()
-        return results
+    with tqdm(total=len(scenes), unit="scene", disable=not progress) as bar:
+        if jobs == 1:
+            predictor, results = build(), []
+            for index in range(len(scenes)):
+                results.append(work(predictor, index, scenes[index]))
+                bar.update()
+            return results
+        return _in_workers(build, work, scenes, jobs, bar)
+
+
+def _in_workers(
+    build: Callable[[], Any],
+    work: Callable[[Any, int, Scene], T],
+    scenes: Scenes,
+    jobs: int,
+    bar: Any,
+) -> list[T]:
+    """:func:`map_scenes` with ``jobs`` > 1, ``bar`` updated as each scene is done."""
     threads = max(1, torch.get_num_threads() // jobs)
     context = multiprocessing.get_context("spawn")  # (fork would copy torch's thread pools)
     done: dict[int, T] = {}
@@ -92,6 +102,4 @@ def map_scenes(
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-        finally:
-            bar.close()
     return [done[index] for index in range(len(scenes))]

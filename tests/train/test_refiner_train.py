@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -93,11 +94,15 @@ def _refuses_to_overwrite(argv: list[str], path: Path, capsys: pytest.CaptureFix
 def test_cli_trains_saves_and_refuses_to_overwrite(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = tmp_path / "run"
+    """The summary names the weights file the refiner was fitted to, with its sha256."""
+    out, weights = tmp_path / "run", tmp_path / "mine.safetensors"
+    weights.write_bytes(b"the frozen weights")  # (the fixture's load_model builds TINY)
     argv = ["train", "refiner", "-o", str(out), "--steps", "1", "--images-per-step", "1"]
-    assert main([*argv, "--eval-scenes", "1", "--quiet"]) == 0
+    assert main([*argv, "--checkpoint", str(weights), "--eval-scenes", "1", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["with_refiner"]) == {"box", "centre", "clicks_3"}
+    assert summary["checkpoint"] == str(weights)
+    assert summary["checkpoint_sha256"] == hashlib.sha256(b"the frozen weights").hexdigest()
     assert segany.load_refiner(path=out / "refiner.safetensors").config == RefinerConfig()
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
     _refuses_to_overwrite(argv, out / "refiner.safetensors", capsys)
@@ -154,6 +159,7 @@ def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
         assert isinstance(refiner, MaskRefiner) and refiner.config.width == 8
     summary = json.loads((out / "summary.json").read_text())
     assert summary["refiner"] == str(refiner_file)
+    assert "checkpoint" not in summary  # a registered model's weights: its name says it
     assert set(summary["with_ranker"]) == {"centre", "random", "clicks_3"}
     assert summary["scenes"] == 1 and summary["seed"] == 7
     ranker = segany.load_ranker(path=out / "ranker.safetensors")

@@ -177,6 +177,18 @@ def config_from_args(cls: type[C], args: argparse.Namespace, names: tuple[str, .
     return cls(**{k: v for k, v in settings.items() if v is not None})
 
 
+def weights_record(model: Any, checkpoint: Path | None) -> dict[str, Any]:
+    """A trained stage's summary entries naming the frozen weights it learnt from: the
+    model's architecture and, for a ``--checkpoint`` file, its path and sha256 (the stage
+    fits those weights only)."""
+    from segany.download import sha256_file
+
+    record: dict[str, Any] = {"model": model.name}
+    if checkpoint is not None:
+        record |= {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint)}
+    return record
+
+
 def held_out_summary(
     out: Path,
     summary: dict[str, Any],

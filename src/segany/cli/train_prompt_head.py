@@ -23,6 +23,7 @@ from segany.cli.common import (
     output_file,
     positive_float,
     positive_int,
+    weights_record,
 )
 from segany.errors import InputError
 
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         predictor, _scenes(SceneDataset(args.eval_scenes, EVAL_BASE_SEED)), progress=False
     )
     recall = box_recall(head, held_out, model.image_size)
-    summary = {"model": model.name, "images": len(examples), "head": str(target), **recall}
+    summary = weights_record(model, args.checkpoint)
+    summary |= {"images": len(examples), "head": str(target), **recall}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return 0

@@ -31,6 +31,7 @@ from segany.cli.common import (
     positive_int,
     refiner_argument,
     refiner_choice,
+    weights_record,
 )
 
 __all__ = ["BOX_RANKER_FILE", "RANKER_FILE", "register", "run"]
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         ranker = train_ranker(collector, graph_cut, config, not args.quiet, log, args.jobs, build)
     save_state_dict_file(ranker.export(), target)
     stage = "box_ranker" if boxes else "ranker"
-    summary: dict[str, Any] = {"model": model.name, "refiner": args.refiner, stage: str(target)}
+    summary = weights_record(model, args.checkpoint) | {"refiner": args.refiner, stage: str(target)}
     summary |= config.to_dict()
     keys = ("box", "noisy_box") if boxes else ("centre", "random", "clicks_3")
 

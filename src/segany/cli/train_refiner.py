@@ -22,6 +22,7 @@ from segany.cli.common import (
     output_file,
     positive_float,
     positive_int,
+    weights_record,
 )
 
 __all__ = ["REFINER_FILE", "register", "run"]
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     with jsonl_log(out) as log:
         refiner = train_refiner(model, config, init, progress=not args.quiet, log=log)
     save_state_dict_file(refiner.export(), target)
-    summary: dict[str, Any] = {"model": model.name, "refiner": str(target), "init": str(args.init)}
+    summary = weights_record(model, args.checkpoint)
+    summary |= {"refiner": str(target), "init": str(args.init)}
     summary |= config.to_dict()
     held_out_summary(
         out, summary, "refiner",

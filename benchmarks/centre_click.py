@@ -19,39 +19,18 @@ import functools
 import sys
 from typing import Any
 
-from segany.cli.common import mask_stages
+from segany.cli.eval import predictor_from_args
 from segany.cli.main import build_parser
-from segany.data.masks import binary_iou, interior_point
 from segany.data.scenes import EVAL_BASE_SEED, Scene, SceneDataset
 from segany.engine.workers import map_scenes
 from segany.eval import summarize
-from segany.session import ClickSession
-
-
-def predictor_of(args: argparse.Namespace) -> Any:
-    """The ``Predictor`` of ``segany eval`` with these options (one per worker)."""
-    import segany
-
-    model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
-    return segany.Predictor(model, cache_size=0, **mask_stages(args))
+from segany.eval.promptable import centre_click
 
 
 def centre_rows(predictor: Any, index: int, scene: Scene) -> list[dict[str, float]]:
-    """Per object of ``scene``: its area, the picked mask's IoU and the best of the 3."""
+    """Per object of ``scene``: its area and the centre click's IoUs (picked, best of 3)."""
     predictor.set_image(scene.image)
-    rows = []
-    for gt in scene.masks:
-        centre = interior_point(gt)
-        first = predictor.predict(points=[list(centre)], labels=[1])
-        session = ClickSession(predictor)
-        session.add(*centre, True, first)  # the best-scored of the 3 masks, as segany eval
-        assert session.mask is not None
-        rows.append({
-            "area": float(gt.sum()),
-            "centre": binary_iou(session.mask, gt),
-            "centre_oracle": max(binary_iou(m, gt) for m in first.masks),
-        })  # fmt: skip
-    return rows
+    return [{"area": float(gt.sum()), **centre_click(predictor, gt)[1]} for gt in scene.masks]
 
 
 def main() -> None:
@@ -62,7 +41,7 @@ def main() -> None:
     options = [o for o in ours.eval_options if o != "--"]
     args = build_parser().parse_args(["eval", *options])
     scenes = SceneDataset(ours.scenes, EVAL_BASE_SEED)
-    build = functools.partial(predictor_of, args)
+    build = functools.partial(predictor_from_args, args)
     per_scene = map_scenes(build, centre_rows, scenes, args.jobs, progress=sys.stderr.isatty())
     table = summarize([row for rows in per_scene for row in rows])
     print("| size | objects | centre | centre oracle |\n|---|---|---|---|")

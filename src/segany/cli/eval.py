@@ -98,14 +98,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json is not None and not args.json.parent.is_dir():
         raise InputError(f"--json: folder {args.json.parent} does not exist")
-    predictor = _predictor(args)
+    predictor = predictor_from_args(args)
     model = predictor.model
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
     box_masks = box_masks_of(predictor, None if args.box_masks == "auto" else int(args.box_masks))
     options = {"clicks": args.clicks, "seed": args.seed, "click_masks": args.click_masks,
                "box_masks": box_masks, "merge": args.merge}  # fmt: skip
     work = functools.partial(promptable_rows, **options)
-    build = functools.partial(_predictor, args) if args.jobs > 1 else lambda: predictor
+    build = functools.partial(predictor_from_args, args) if args.jobs > 1 else lambda: predictor
     per_scene = map_scenes(build, work, scenes, args.jobs, not args.quiet)
     rows = [row for rows in per_scene for row in rows]
     table = summarize(rows)
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predictor(args: argparse.Namespace) -> Any:
+def predictor_from_args(args: argparse.Namespace) -> Any:
     """The ``Predictor`` the options ask for (in this process, and in each ``--jobs``
     worker)."""
     import segany

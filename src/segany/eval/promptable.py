@@ -102,13 +102,8 @@ def evaluate_scene(
         rand = predictor.predict(points=[[xs[pick] + 0.5, ys[pick] + 0.5]], labels=[1])
         row["random"] = iou(rand.masks[int(np.argmax(rand.scores))], gt)
 
-        centre = interior_point(gt)
-        first = predictor.predict(points=[list(centre)], labels=[1])
-        session = ClickSession(predictor, merge=merge, multimask=multimask)
-        session.add(*centre, True, first)  # keeps the best-scored of the 3 masks
-        assert session.mask is not None
-        row["centre"] = iou(session.mask, gt)
-        row["centre_oracle"] = max(iou(m, gt) for m in first.masks)
+        session, centre_ious = centre_click(predictor, gt, merge, multimask)
+        row |= centre_ious
         for k in range(1, clicks + 1):
             assert session.mask is not None
             click = corrective_click(gt, session.mask)
@@ -119,6 +114,22 @@ def evaluate_scene(
             row[f"clicks_{k}"] = iou(session.mask, gt)
         rows.append(row)
     return rows
+
+
+def centre_click(
+    predictor: Predictor, gt: np.ndarray, merge: bool = True, multimask: bool = True
+) -> tuple[ClickSession, dict[str, float]]:
+    """One click at the most interior pixel of ``gt`` (an HxW bool mask, the image already
+    set): the session it opens (its mask the best-scored of the 3 answered; ``merge`` and
+    ``multimask`` for the corrective clicks that may follow) and the ``centre`` and
+    ``centre_oracle`` IoUs."""
+    centre = interior_point(gt)
+    first = predictor.predict(points=[list(centre)], labels=[1])
+    session = ClickSession(predictor, merge=merge, multimask=multimask)
+    session.add(*centre, True, first)  # keeps the best-scored of the 3 masks
+    assert session.mask is not None
+    oracle = max(iou(m, gt) for m in first.masks)
+    return session, {"centre": iou(session.mask, gt), "centre_oracle": oracle}
 
 
 def evaluate_promptable(

@@ -128,6 +128,8 @@ class Predictor:
         cached = self._cache.get(key)
         self._current = cached if cached is not None else self._encode(array, key)
         remember(self._cache, key, self._current, self.cache_size)
+        with torch.inference_mode():
+            engine.prime(self.model, self._current.features)  # fast mode: the first click
 
     def _encode(self, array: np.ndarray, key: str) -> Embedding:
         resized = self.transform.apply_image(array)

@@ -74,6 +74,9 @@ def test_fused_vit_attention_equals_exact_in_fp32() -> None:
 @pytest.mark.parametrize("backend", ["openvino", "torch"])
 @pytest.mark.parametrize("name", ["mobile_sam", "sam_vit_b"])
 def test_fast_embeddings_and_masks_stay_close(name: str, backend: str, monkeypatch) -> None:
+    # bf16 on every CPU (where it is emulated the fast mode itself would choose fp32,
+    # tests/engine/test_hardware.py): the quality bar is bf16's
+    monkeypatch.setattr(modes, "native_bf16", lambda: True)
     if backend == "torch":  # as on a machine without openvino
         monkeypatch.setattr(modes, "openvino_available", lambda: False)
     exact = _official_init(get_spec(name).config)
@@ -138,6 +141,7 @@ def test_cached_casts_and_encodings_follow_their_sources() -> None:
 def test_fast_mode_runs_only_wide_decoders_in_bf16(monkeypatch) -> None:
     """SAM's 256-wide decoder in bf16; a narrower one (the bundled model's) stays fp32."""
     monkeypatch.setattr(modes, "openvino_available", lambda: False)
+    monkeypatch.setattr(modes, "native_bf16", lambda: True)
     for name, want in (("mobile_sam", torch.bfloat16), ("segany_shapes", torch.float32)):
         fast = segany.load_model(name, pretrained=False, mode="fast")
         assert next(fast.mask_decoder.parameters()).dtype == want, name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -100,14 +99,19 @@ def test_fp32_training_never_autocasts(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_fast_mode_warns_where_bf16_is_emulated(
+def test_fast_mode_computes_in_bf16_only_where_it_is_native(
     monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder, native: bool
 ) -> None:
     monkeypatch.setattr(modes, "native_bf16", lambda: native)
+    monkeypatch.setattr(modes, "openvino_available", lambda: False)
+    monkeypatch.setattr(modes, "BF16_DECODER_MIN_DIM", 1)  # the tiny decoder counts as wide
     torch.manual_seed(0)
     model = build_sam(TINY)
-    modes.apply_mode(copy.deepcopy(model), "exact")
     modes.apply_mode(model, "fast")
-    slow = [w for w in recwarn if "emulates" in str(w.message)]
-    assert len(slow) == (0 if native else 1)
+    wanted = torch.bfloat16 if native else torch.float32
+    assert modes.compute_dtype("fast") == wanted
+    assert next(model.image_encoder.parameters()).dtype == wanted
+    assert next(model.mask_decoder.parameters()).dtype == wanted
     assert modes.mode_of(model) == "fast"
+    assert modes.compute_dtype("exact") == torch.float32
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]

@@ -125,3 +125,43 @@ def test_masks_only_above_the_iou_threshold_and_a_fresh_image_is_not_mixed_up() 
             model.mask_decoder, first, pe, sparse, dense, True, float("inf")
         )
         assert len(kept) == 0 and logits.shape[0] == 0
+
+
+def test_fast_mode_primes_the_first_click_at_set_image(monkeypatch) -> None:
+    """In fast mode (fp32 here, as on a CPU without native bf16) ``set_image`` does the first
+    block's image-side projections, so no click projects the image tokens again, and a
+    single click equals the exact path's."""
+    import numpy as np
+
+    import segany
+    from segany.engine import apply_mode, modes
+
+    monkeypatch.setattr(modes, "native_bf16", lambda: False)
+    monkeypatch.setattr(modes, "openvino_available", lambda: False)
+    exact = _model("segany_shapes")
+    fast = apply_mode(_model("segany_shapes"), "fast")
+    block = fast.mask_decoder.transformer.layers[0]
+    projections = [
+        block.cross_attn_token_to_image.k_proj,
+        block.cross_attn_token_to_image.v_proj,
+        block.cross_attn_image_to_token.q_proj,
+    ]
+    image_rows = []  # rows of every call to the first block's image-side projections
+    for projection in projections:
+        projection.register_forward_hook(lambda m, i, o: image_rows.append(i[0].shape[-2]))
+    image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    predictors = [
+        segany.Predictor(m, refiner=None, graph_cut=None, zoom=None) for m in (exact, fast)
+    ]
+    for predictor in predictors:
+        predictor.set_image(image)
+    tokens = int(np.prod(fast.prompt_encoder.image_embedding_size))
+    assert image_rows == [tokens] * 3  # primed once each, at set_image
+    for point in ([[30.0, 40.0]], [[100.0, 20.0]]):
+        want, got = (p.predict(points=point, labels=[1], return_logits=True) for p in predictors)
+        scale = float(np.std(want.low_res_logits))
+        assert np.abs(got.low_res_logits - want.low_res_logits).max() <= 1e-4 * scale
+        assert np.abs(got.scores - want.scores).max() <= 1e-5
+    assert image_rows == [tokens] * 3  # the clicks projected no image tokens
+    predictors[1].set_image(image[::-1].copy())  # a new image: primed again
+    assert image_rows == [tokens] * 6

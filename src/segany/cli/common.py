@@ -28,7 +28,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, with_mode: bool = True)
             "--mode",
             choices=("exact", "fast"),
             default="exact",
-            help="exact: fp32, the official results (default); fast: bf16 (OpenVINO if installed)",
+            help="exact: fp32, the official results (default); fast: the fastest path this CPU "
+            "has (bf16 where native, else fp32; OpenVINO's encoder if installed)",
         )
 
 

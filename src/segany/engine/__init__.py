@@ -1,4 +1,4 @@
-"""How a model runs: exact fp32 or fast bf16 (:mod:`.modes`), shared-image decoding."""
+"""How a model runs: exact fp32 or fast (:mod:`.modes`), shared-image decoding."""
 
 from .modes import (
     MODES,
@@ -10,6 +10,7 @@ from .modes import (
     encode,
     low_res_size,
     mode_of,
+    prime,
 )
 from .shared_decoder import decode_shared, predict_masks_shared
 
@@ -25,4 +26,5 @@ __all__ = [
     "low_res_size",
     "mode_of",
     "predict_masks_shared",
+    "prime",
 ]

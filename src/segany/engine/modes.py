@@ -1,4 +1,4 @@
-"""Execution modes: ``exact`` (fp32, the official operation order) and ``fast`` (bf16).
+"""Execution modes: ``exact`` (fp32, the official operation order) and ``fast``.
 
 A mode is applied to a built model in place (:func:`apply_mode`); everything that runs a
 model goes through :func:`encode` and :func:`decode`, which feed each part its own dtype
@@ -7,20 +7,23 @@ and always hand back fp32, so callers never see the difference.
 * ``exact``: fp32 weights; ViT attention in the official operation order; one prompt
   decoded by the decoder's own modules, several with the image-side work shared
   (:mod:`segany.engine.shared_decoder`, equal up to rounding).
-* ``fast``: bf16 compute (AVX-512 BF16 or AMX matrix units where the CPU has them). The
-  image encoder runs on OpenVINO in bf16 when ``openvino`` is installed
-  (:mod:`segany.engine.openvino_backend`), else in PyTorch with bf16 weights and ViT
-  attention as one fused kernel (relative positions as an additive mask); the mask
-  decoder holds bf16 weights if it is at least :data:`BF16_DECODER_MIN_DIM` wide (SAM's
-  and MobileSAM's, 256: bf16 decodes them 2x faster). A narrower decoder, like the bundled
-  model's, stays fp32: there bf16 made the two-way transformer slower (0.68x) and its
-  rounding reordered SegEvery's near-tied masks (docs/benchmarks.md). The prompt encoder
-  (its Fourier features need fp32 to place points precisely) stays fp32.
+* ``fast``: the fastest path this CPU has. Where it multiplies bf16 in hardware (AVX-512
+  BF16 or AMX, :func:`~segany.engine.hardware.native_bf16`) it computes in bf16; elsewhere
+  bf16 would be emulated several times slower than fp32, so it computes in fp32 and keeps
+  the rest of the fast path. The image encoder runs on OpenVINO (in bf16 or fp32 as
+  above) when ``openvino`` is installed (:mod:`segany.engine.openvino_backend`), else in
+  PyTorch with ViT attention as one fused kernel (relative positions as an additive mask).
+  Every prompt, even a single one, is decoded on the shared path with the image-side work
+  remembered per image. The mask decoder holds bf16 weights if bf16 is native and it is
+  at least :data:`BF16_DECODER_MIN_DIM` wide (SAM's and MobileSAM's, 256: bf16 decodes
+  them 2x faster). A narrower decoder, like the bundled model's, stays fp32: there bf16
+  made the two-way transformer slower (0.68x) and its rounding reordered SegEvery's
+  near-tied masks (docs/benchmarks.md). The prompt encoder (its Fourier features need
+  fp32 to place points precisely) stays fp32.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Protocol
 
 import torch
@@ -31,11 +34,13 @@ from .hardware import native_bf16
 from .memo import tensor_version
 from .openvino_backend import OpenVinoEncoder, openvino_available
 from .shared_decoder import decode_shared, decode_shared_above
+from .shared_decoder import prime as prime_shared
 
 __all__ = [
     "MODES",
     "Runtime",
     "apply_mode",
+    "compute_dtype",
     "decode",
     "decode_prompts",
     "decode_prompts_above",
@@ -43,6 +48,7 @@ __all__ = [
     "encode",
     "low_res_size",
     "mode_of",
+    "prime",
 ]
 
 
@@ -77,7 +83,6 @@ class Runtime(Protocol):
 
 
 MODES = ("exact", "fast")
-_DTYPES = {"exact": torch.float32, "fast": torch.bfloat16}
 #: Narrowest mask decoder (transformer width) that "fast" runs in bf16 (measured 2026-12-03,
 #: 8 prompts, shared image: 256 wide bf16 2.08x faster than fp32 without masks upscaled and
 #: 1.94x with; 128 wide 0.68x and 2.67x, and SegEvery on the bundled model 92.8 % of exact
@@ -89,20 +94,17 @@ def apply_mode(model: Sam, mode: str) -> Sam:
     """Switch ``model`` to ``mode`` in place and return it."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-    dtype = _DTYPES[mode]
-    if mode == "fast" and not native_bf16():
-        warnings.warn(
-            "mode 'fast' computes in bf16, which this CPU (no AVX-512 BF16 or AMX) emulates "
-            "several times slower than fp32: 'exact' is likely faster here",
-            stacklevel=2,
-        )
+    dtype = compute_dtype(mode)
     model.fast_encoder = None
     if mode == "fast" and openvino_available():
         from ..weights import cache_dir
 
         model.image_encoder.to(torch.float32)  # OpenVINO converts from the fp32 weights
         model.fast_encoder = OpenVinoEncoder(
-            model.image_encoder, model.image_size, cache_dir=cache_dir() / "openvino"
+            model.image_encoder,
+            model.image_size,
+            precision="bf16" if dtype == torch.bfloat16 else "f32",
+            cache_dir=cache_dir() / "openvino",
         )
     else:
         model.image_encoder.to(dtype)
@@ -113,6 +115,14 @@ def apply_mode(model: Sam, mode: str) -> Sam:
             module.fused = mode == "fast"
     model.mode = mode
     return model
+
+
+def compute_dtype(mode: str) -> torch.dtype:
+    """The dtype ``mode`` computes in on this CPU: fp32 for ``exact``; for ``fast`` bf16
+    where the CPU multiplies it in hardware, else fp32 (emulated bf16 is slower)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    return torch.bfloat16 if mode == "fast" and native_bf16() else torch.float32
 
 
 def mode_of(model: Sam) -> str:
@@ -193,7 +203,7 @@ def decode(
     image_pe = dense_pe(model, dtype)
     if len(dense) > 1 and dense.stride(0) == 0:
         dense = dense[:1]  # the no-mask embedding, shared (keep it so through the cast)
-    if dtype == torch.float32 and len(sparse) == 1:
+    if mode_of(model) == "exact" and len(sparse) == 1:
         # One prompt, exact: the decoder's own modules, in the official operation order.
         logits, iou = model.mask_decoder(
             image_embeddings, image_pe, sparse, dense, multimask_output
@@ -208,6 +218,22 @@ def decode(
             multimask_output,
         )
     return logits.float(), iou.float()
+
+
+def prime(model: Sam | Runtime, features: torch.Tensor) -> None:
+    """In ``fast`` mode, do the decoder's image-side work for ``features`` (1xCxHxW fp32)
+    now, at encoding time, so that the first prompt on the image costs what the next ones
+    do (:func:`~segany.engine.shared_decoder.prime`); nothing in ``exact`` mode."""
+    if not isinstance(model, Sam) or mode_of(model) != "fast":
+        return
+    dtype = _dtype(model.mask_decoder)
+    _, dense = model.prompt_encoder(points=None, boxes=None, masks=None)
+    prime_shared(
+        model.mask_decoder,
+        _cast(features, dtype),
+        dense_pe(model, dtype),
+        _cast_dense(dense, dtype),
+    )
 
 
 def decode_prompts(

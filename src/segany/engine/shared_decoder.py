@@ -39,6 +39,7 @@ __all__ = [
     "decode_shared_above",
     "final_attention",
     "predict_masks_shared",
+    "prime",
     "transformer_blocks",
     "transformer_shared",
 ]
@@ -50,7 +51,11 @@ def _heads(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
 
 
 def token_to_image(
-    attn: Attention, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+    attn: Attention,
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    shared: bool = False,
 ) -> torch.Tensor:
     """``attn(queries, keys, values)`` with few queries and many (image) keys.
 
@@ -59,6 +64,9 @@ def token_to_image(
       keys: KxHWxC image tokens plus positional encoding; values: KxHWxC image tokens.
         The B prompts come in K equal groups, group k attending to image tokens k
         (K = 1: all prompts share them; K = B: one set per prompt).
+      shared: the keys and values are the image's own, the same for every prompt batch
+        on it (the first block without a mask prompt): their projections, made once per
+        image and remembered, are then used even for a single prompt.
 
     Returns:
       (torch.Tensor): BxNxC, as ``attn`` would return.
@@ -70,9 +78,9 @@ def token_to_image(
     head_dim = attn.internal_dim // heads
     q = attn.q_proj(queries).reshape(groups, per_group, count, heads, head_dim)
     scale = 1.0 / math.sqrt(head_dim)
-    if per_group * heads * count >= attn.internal_dim:  # project the image tokens once
-        k = memo(f"k{id(attn)}", (attn, keys), lambda: attn.k_proj(keys))
-        v = memo(f"v{id(attn)}", (attn, values), lambda: attn.v_proj(values))
+    if shared or per_group * heads * count >= attn.internal_dim:  # project the image once
+        k = _projected(attn.k_proj, keys, keys)
+        v = _projected(attn.v_proj, values, values)
         k = k.reshape(groups, -1, heads, head_dim).permute(0, 2, 3, 1)
         v = v.reshape(groups, -1, heads, head_dim).transpose(1, 2)
         q = q.permute(0, 3, 1, 2, 4).reshape(groups * heads, per_group * count, head_dim)
@@ -92,7 +100,11 @@ def token_to_image(
 
 
 def image_to_token(
-    attn: Attention, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+    attn: Attention,
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    shared: bool = False,
 ) -> torch.Tensor:
     """``attn(queries, keys, values)`` with many (image) queries and few keys.
 
@@ -100,6 +112,8 @@ def image_to_token(
       queries: KxHWxC image tokens plus positional encoding, in groups as in
         :func:`token_to_image`.
       keys: BxNxC prompt tokens plus positional encoding; values: BxNxC prompt tokens.
+      shared: the queries are the image's own, the same for every prompt batch on it
+        (see :func:`token_to_image`).
 
     Returns:
       (torch.Tensor): BxHWxC, as ``attn`` would return.
@@ -115,10 +129,11 @@ def image_to_token(
     # tokens then runs along a non-last axis with the HW image tokens innermost, which
     # vectorises (a softmax over a last axis of N = 7 does not: 12x slower on a CPU), and
     # no image-sized tensor is transposed or copied.
-    if groups == 1 and not torch.is_grad_enabled():
+    if groups == 1 and (shared or batch * count * heads >= attn.internal_dim):
         # Image tokens shared by every prompt (the first block): their query projection
         # is made once per image and kept; each prompt then costs h*N*d per image token.
-        q = memo(f"q{id(attn)}", (attn, queries), lambda: attn.q_proj(queries[0]))
+        # (For a prompt or two on tokens of their own, folding is cheaper: below.)
+        q = _projected(attn.q_proj, queries, queries[0])
         q = q.reshape(tokens, heads, head_dim).permute(1, 2, 0)  # h x d x HW
         k_heads = k.permute(2, 0, 1, 3).reshape(heads, batch * count, head_dim)
         logits = torch.bmm(k_heads, q).reshape(heads, batch, count, tokens).transpose(0, 1)
@@ -135,26 +150,39 @@ def image_to_token(
     return torch.baddbmm(attn.out_proj.bias, weights, folded_v)
 
 
+def _projected(projection: torch.nn.Linear, source: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``projection(x)``, remembered while ``source`` (the tensor ``x`` is or is a view
+    of) is the same: image tokens shared by every prompt are projected once per image."""
+    return memo(f"proj{id(projection)}", (projection, source), lambda: projection(x))
+
+
+def _with_pe(block: TwoWayAttentionBlock, keys: torch.Tensor, key_pe: torch.Tensor) -> torch.Tensor:
+    """``keys + key_pe`` for ``block``, remembered while both are the same tensors."""
+    return memo(f"keys+pe{id(block)}", (keys, key_pe), lambda: keys + key_pe)
+
+
 def _block(
     block: TwoWayAttentionBlock,
     queries: torch.Tensor,
     keys: torch.Tensor,
     query_pe: torch.Tensor,
     key_pe: torch.Tensor,
+    shared: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:meth:`TwoWayAttentionBlock.forward` with shared or per-prompt image tokens."""
+    """:meth:`TwoWayAttentionBlock.forward` with shared or per-prompt image tokens
+    (``shared``: the image's own, see :func:`token_to_image`)."""
     if block.skip_first_layer_pe:
         queries = block.self_attn(queries, queries, queries)
     else:
         q = queries + query_pe
         queries = queries + block.self_attn(q, q, queries)
     queries = block.norm1(queries)
-    k = memo(f"keys+pe{id(block)}", (keys, key_pe), lambda: keys + key_pe)
-    update = token_to_image(block.cross_attn_token_to_image, queries + query_pe, k, keys)
+    k = _with_pe(block, keys, key_pe)
+    update = token_to_image(block.cross_attn_token_to_image, queries + query_pe, k, keys, shared)
     queries = block.norm2(queries + update)
     queries = block.norm3(queries + block.mlp(queries))
     q = queries + query_pe
-    update = image_to_token(block.cross_attn_image_to_token, k, q, queries)
+    update = image_to_token(block.cross_attn_image_to_token, k, q, queries, shared)
     if 1 < keys.shape[0] < update.shape[0]:
         keys = keys.repeat_interleave(update.shape[0] // keys.shape[0], dim=0)
     return queries, block.norm4(keys + update)
@@ -233,13 +261,36 @@ def transformer_blocks(
     tokens = torch.cat(
         [output_tokens.unsqueeze(0).expand(batch, -1, -1), sparse_prompt_embeddings], dim=1
     )
+    keys, key_pe, shared = _image_tokens(image_embeddings, image_pe, dense_prompt_embeddings, batch)
+    height, width = image_embeddings.shape[-2:]
+    transformer = decoder.transformer
+    queries = tokens
+    for block in transformer.layers:
+        assert isinstance(block, TwoWayAttentionBlock)
+        queries, keys = _block(block, queries, keys, tokens, key_pe, shared)
+        shared = False  # the block made per-prompt image tokens
+    if keys.shape[0] != batch:
+        keys = keys.repeat_interleave(batch // keys.shape[0], dim=0)
+    return queries, tokens, keys, key_pe, (height, width)
+
+
+def _image_tokens(
+    image_embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    dense_prompt_embeddings: torch.Tensor,
+    batch: int,
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """The token-major image tokens the blocks start from (Kx(H*W)xC, or Bx(H*W)xC with a
+    mask prompt per prompt), their 1x(H*W)xC positional encoding, and whether the tokens
+    are the image's own (no mask prompt: the same for every prompt batch, remembered)."""
+    groups = image_embeddings.shape[0]
     dense = dense_prompt_embeddings
     if dense.shape[0] > 1 and dense.stride(0) == 0:
         dense = dense[:1]  # the no-mask embedding, the same for every prompt
-    height, width = image_embeddings.shape[-2:]
     # Token-major and contiguous: every image-sized add and norm below then runs on dense
     # rows (on channel-major views they were 2-5x slower and made LayerNorm copy first).
-    if dense.shape[0] == 1 and dense.stride(-1) == 0 and dense.stride(-2) == 0:
+    shared = dense.shape[0] == 1 and dense.stride(-1) == 0 and dense.stride(-2) == 0
+    if shared:
         # the no-mask embedding: one C-vector broadcast over the grid, compared by value
         keys = memo(
             "keys",
@@ -253,14 +304,29 @@ def transformer_blocks(
         src = image_embeddings.repeat_interleave(batch // groups, dim=0) + dense
         keys = _token_major(src)
     key_pe = memo("key_pe", (image_pe,), lambda: _token_major(image_pe))
-    transformer = decoder.transformer
-    queries = tokens
-    for block in transformer.layers:
-        assert isinstance(block, TwoWayAttentionBlock)
-        queries, keys = _block(block, queries, keys, tokens, key_pe)
-    if keys.shape[0] != batch:
-        keys = keys.repeat_interleave(batch // keys.shape[0], dim=0)
-    return queries, tokens, keys, key_pe, (height, width)
+    return keys, key_pe, shared
+
+
+def prime(
+    decoder: MaskDecoder,
+    image_embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    dense_prompt_embeddings: torch.Tensor,
+) -> None:
+    """Do the image-side work every prompt without a mask prompt repeats on this image
+    (token-major tokens, the first block's projections), so that the first click costs
+    what the next ones do. Arguments as :func:`predict_masks_shared` (``dense``: the
+    no-mask embedding); nothing happens under autograd, which remembers nothing."""
+    keys, key_pe, shared = _image_tokens(image_embeddings, image_pe, dense_prompt_embeddings, 1)
+    if not shared or torch.is_grad_enabled():
+        return
+    block = decoder.transformer.layers[0]
+    assert isinstance(block, TwoWayAttentionBlock)
+    with_pe = _with_pe(block, keys, key_pe)
+    _projected(block.cross_attn_token_to_image.k_proj, with_pe, with_pe)
+    _projected(block.cross_attn_token_to_image.v_proj, keys, keys)
+    if keys.shape[0] == 1:
+        _projected(block.cross_attn_image_to_token.q_proj, with_pe, with_pe[0])
 
 
 def _token_major(x: torch.Tensor) -> torch.Tensor:

@@ -31,10 +31,10 @@ import torch
 from ..models import vit
 from ..models.sam import Sam
 from .hardware import native_bf16
+from .image_side import prime as prime_shared
 from .memo import tensor_version
 from .openvino_backend import OpenVinoEncoder, openvino_available
 from .shared_decoder import decode_shared, decode_shared_above
-from .shared_decoder import prime as prime_shared
 
 __all__ = [
     "MODES",
@@ -223,7 +223,7 @@ def decode(
 def prime(model: Sam | Runtime, features: torch.Tensor) -> None:
     """In ``fast`` mode, do the decoder's image-side work for ``features`` (1xCxHxW fp32)
     now, at encoding time, so that the first prompt on the image costs what the next ones
-    do (:func:`~segany.engine.shared_decoder.prime`); nothing in ``exact`` mode."""
+    do (:func:`~segany.engine.image_side.prime`); nothing in ``exact`` mode."""
     if not isinstance(model, Sam) or mode_of(model) != "fast":
         return
     dtype = _dtype(model.mask_decoder)

@@ -19,7 +19,7 @@ With ``C``-wide image tokens, ``Ci = C / 2`` inner width, ``h`` heads and ``N`` 
 image token (about 2.3x fewer operations for SAM's decoder), and no per-prompt copy of the
 embedding is made before the first block changes it. The upscaling path runs on token-major
 image tokens (:mod:`.upscaling`); image-side work repeated by every prompt batch on one image
-is remembered (:mod:`.memo`). Everything else (token self-attention, MLPs, norms and the
+is remembered (:mod:`.image_side`). Everything else (token self-attention, MLPs, norms and the
 heads) runs the decoder's own modules.
 """
 
@@ -31,7 +31,7 @@ import torch
 
 from ..models.mask_decoder import MaskDecoder, output_slice
 from ..models.transformer import Attention, TwoWayAttentionBlock
-from .memo import memo
+from .image_side import image_tokens, projected, with_pe
 from .upscaling import mask_logits_tokens
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "decode_shared_above",
     "final_attention",
     "predict_masks_shared",
-    "prime",
     "transformer_blocks",
     "transformer_shared",
 ]
@@ -79,8 +78,8 @@ def token_to_image(
     q = attn.q_proj(queries).reshape(groups, per_group, count, heads, head_dim)
     scale = 1.0 / math.sqrt(head_dim)
     if shared or per_group * heads * count >= attn.internal_dim:  # project the image once
-        k = _projected(attn.k_proj, keys, keys)
-        v = _projected(attn.v_proj, values, values)
+        k = projected(attn.k_proj, keys, keys)
+        v = projected(attn.v_proj, values, values)
         k = k.reshape(groups, -1, heads, head_dim).permute(0, 2, 3, 1)
         v = v.reshape(groups, -1, heads, head_dim).transpose(1, 2)
         q = q.permute(0, 3, 1, 2, 4).reshape(groups * heads, per_group * count, head_dim)
@@ -133,7 +132,7 @@ def image_to_token(
         # Image tokens shared by every prompt (the first block): their query projection
         # is made once per image and kept; each prompt then costs h*N*d per image token.
         # (For a prompt or two on tokens of their own, folding is cheaper: below.)
-        q = _projected(attn.q_proj, queries, queries[0])
+        q = projected(attn.q_proj, queries, queries[0])
         q = q.reshape(tokens, heads, head_dim).permute(1, 2, 0)  # h x d x HW
         k_heads = k.permute(2, 0, 1, 3).reshape(heads, batch * count, head_dim)
         logits = torch.bmm(k_heads, q).reshape(heads, batch, count, tokens).transpose(0, 1)
@@ -148,17 +147,6 @@ def image_to_token(
     folded_v = torch.einsum("bnhd,chd->bhnc", v, wo).reshape(batch, heads * count, channels)
     weights = weights.reshape(batch, heads * count, tokens).transpose(1, 2)
     return torch.baddbmm(attn.out_proj.bias, weights, folded_v)
-
-
-def _projected(projection: torch.nn.Linear, source: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``projection(x)``, remembered while ``source`` (the tensor ``x`` is or is a view
-    of) is the same: image tokens shared by every prompt are projected once per image."""
-    return memo(f"proj{id(projection)}", (projection, source), lambda: projection(x))
-
-
-def _with_pe(block: TwoWayAttentionBlock, keys: torch.Tensor, key_pe: torch.Tensor) -> torch.Tensor:
-    """``keys + key_pe`` for ``block``, remembered while both are the same tensors."""
-    return memo(f"keys+pe{id(block)}", (keys, key_pe), lambda: keys + key_pe)
 
 
 def _block(
@@ -177,7 +165,7 @@ def _block(
         q = queries + query_pe
         queries = queries + block.self_attn(q, q, queries)
     queries = block.norm1(queries)
-    k = _with_pe(block, keys, key_pe)
+    k = with_pe(block, keys, key_pe)
     update = token_to_image(block.cross_attn_token_to_image, queries + query_pe, k, keys, shared)
     queries = block.norm2(queries + update)
     queries = block.norm3(queries + block.mlp(queries))
@@ -261,7 +249,7 @@ def transformer_blocks(
     tokens = torch.cat(
         [output_tokens.unsqueeze(0).expand(batch, -1, -1), sparse_prompt_embeddings], dim=1
     )
-    keys, key_pe, shared = _image_tokens(image_embeddings, image_pe, dense_prompt_embeddings, batch)
+    keys, key_pe, shared = image_tokens(image_embeddings, image_pe, dense_prompt_embeddings, batch)
     height, width = image_embeddings.shape[-2:]
     transformer = decoder.transformer
     queries = tokens
@@ -272,66 +260,6 @@ def transformer_blocks(
     if keys.shape[0] != batch:
         keys = keys.repeat_interleave(batch // keys.shape[0], dim=0)
     return queries, tokens, keys, key_pe, (height, width)
-
-
-def _image_tokens(
-    image_embeddings: torch.Tensor,
-    image_pe: torch.Tensor,
-    dense_prompt_embeddings: torch.Tensor,
-    batch: int,
-) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """The token-major image tokens the blocks start from (Kx(H*W)xC, or Bx(H*W)xC with a
-    mask prompt per prompt), their 1x(H*W)xC positional encoding, and whether the tokens
-    are the image's own (no mask prompt: the same for every prompt batch, remembered)."""
-    groups = image_embeddings.shape[0]
-    dense = dense_prompt_embeddings
-    if dense.shape[0] > 1 and dense.stride(0) == 0:
-        dense = dense[:1]  # the no-mask embedding, the same for every prompt
-    # Token-major and contiguous: every image-sized add and norm below then runs on dense
-    # rows (on channel-major views they were 2-5x slower and made LayerNorm copy first).
-    shared = dense.shape[0] == 1 and dense.stride(-1) == 0 and dense.stride(-2) == 0
-    if shared:
-        # the no-mask embedding: one C-vector broadcast over the grid, compared by value
-        keys = memo(
-            "keys",
-            (image_embeddings,),
-            lambda: _token_major(image_embeddings + dense),
-            value_key=dense[0, :, 0, 0],
-        )
-    elif dense.shape[0] == 1:
-        keys = _token_major(image_embeddings + dense)
-    else:
-        src = image_embeddings.repeat_interleave(batch // groups, dim=0) + dense
-        keys = _token_major(src)
-    key_pe = memo("key_pe", (image_pe,), lambda: _token_major(image_pe))
-    return keys, key_pe, shared
-
-
-def prime(
-    decoder: MaskDecoder,
-    image_embeddings: torch.Tensor,
-    image_pe: torch.Tensor,
-    dense_prompt_embeddings: torch.Tensor,
-) -> None:
-    """Do the image-side work every prompt without a mask prompt repeats on this image
-    (token-major tokens, the first block's projections), so that the first click costs
-    what the next ones do. Arguments as :func:`predict_masks_shared` (``dense``: the
-    no-mask embedding); nothing happens under autograd, which remembers nothing."""
-    keys, key_pe, shared = _image_tokens(image_embeddings, image_pe, dense_prompt_embeddings, 1)
-    if not shared or torch.is_grad_enabled():
-        return
-    block = decoder.transformer.layers[0]
-    assert isinstance(block, TwoWayAttentionBlock)
-    with_pe = _with_pe(block, keys, key_pe)
-    _projected(block.cross_attn_token_to_image.k_proj, with_pe, with_pe)
-    _projected(block.cross_attn_token_to_image.v_proj, keys, keys)
-    if keys.shape[0] == 1:
-        _projected(block.cross_attn_image_to_token.q_proj, with_pe, with_pe[0])
-
-
-def _token_major(x: torch.Tensor) -> torch.Tensor:
-    """BxCxHxW -> Bx(H*W)xC, contiguous."""
-    return x.flatten(2).transpose(1, 2).contiguous()
 
 
 def final_attention(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from segany.engine import decode_shared, predict_masks_shared
+import segany
+from segany.engine import apply_mode, decode_shared, modes, predict_masks_shared
 from segany.models import build_sam
 from segany.registry import get_spec
 from tests.helpers import randomize_state_dict
@@ -131,11 +133,6 @@ def test_fast_mode_primes_the_first_click_at_set_image(monkeypatch) -> None:
     """In fast mode (fp32 here, as on a CPU without native bf16) ``set_image`` does the first
     block's image-side projections, so no click projects the image tokens again, and a
     single click equals the exact path's."""
-    import numpy as np
-
-    import segany
-    from segany.engine import apply_mode, modes
-
     monkeypatch.setattr(modes, "native_bf16", lambda: False)
     monkeypatch.setattr(modes, "openvino_available", lambda: False)
     exact = _model("segany_shapes")

@@ -13,7 +13,7 @@ import segany
 from segany import weights as weights_io
 from segany.cli.eval import format_table
 from segany.cli.main import main
-from segany.data.masks import corrective_click, interior_point
+from segany.data.masks import corrective_click, interior_point, interior_points
 from segany.data.scenes import SceneConfig, generate_scene
 from segany.eval import evaluate_promptable, summarize
 from segany.eval.promptable import box_fill, box_masks_of, iou, prompt_boxes
@@ -43,6 +43,26 @@ def test_interior_point_is_deepest() -> None:
     ring[12:28, 12:28] = False
     x, y = interior_point(ring)
     assert ring[int(y), int(x)]
+
+
+def test_centre_click_of_a_strip_or_curve_is_its_middle() -> None:
+    """A strip of even width is equally deep all along its middle: the centre click is
+    the tie nearest the centroid, not the first in raster order (the strip's top end)."""
+    strip = np.zeros((60, 60), bool)
+    strip[5:55, 20:26] = True  # 6 wide, 50 tall: middle at y = 30
+    arc = np.zeros((80, 80), bool)
+    yy, xx = np.mgrid[:80, :80]
+    radius = np.hypot(yy - 70, xx - 40)
+    arc[(radius >= 30) & (radius < 36) & (yy < 70)] = True  # a half ring, 6 wide
+    for mask in (strip, arc, strip.T):
+        ys, xs = np.nonzero(mask)
+        for x, y in (interior_point(mask), interior_points(torch.from_numpy(mask)[None])[0]):
+            assert mask[int(y), int(x)]
+            # in the middle third of the shape's extent, along its longer side
+            if np.ptp(ys) >= np.ptp(xs):
+                assert ys.min() + np.ptp(ys) / 3 <= y <= ys.max() - np.ptp(ys) / 3, (x, y)
+            else:
+                assert xs.min() + np.ptp(xs) / 3 <= x <= xs.max() - np.ptp(xs) / 3, (x, y)
 
 
 def test_corrective_click_corrects_the_larger_error() -> None:

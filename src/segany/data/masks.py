@@ -8,13 +8,16 @@ import torch.nn.functional as F
 
 
 def interior_points(masks: torch.Tensor) -> torch.Tensor:
-    """The most interior pixel of each mask (deepest under repeated 3x3 erosion).
+    """The most interior pixel of each mask (deepest under repeated 3x3 erosion), batched,
+    as training places its centre clicks (:func:`interior_point` is the evaluation's exact
+    Euclidean version).
 
     Arguments:
       masks: NxHxW bool, none empty.
 
     Returns:
-      Nx2 float (x, y) pixel centres (ties resolved to the first pixel in raster order).
+      Nx2 float (x, y) pixel centres; among equally deep pixels the one nearest the mask's
+      centroid (a strip's middle, not its topmost end).
     """
     current = masks.float()[:, None]
     depth = torch.zeros_like(current)
@@ -23,9 +26,17 @@ def interior_points(masks: torch.Tensor) -> torch.Tensor:
         depth = depth + current
         current = -F.max_pool2d(-current, 3, stride=1, padding=1)
         alive = current.flatten(1).sum(1) > 0
-    flat = depth.flatten(1).argmax(1)
-    width = masks.shape[-1]
-    return torch.stack([(flat % width).float() + 0.5, (flat // width).float() + 0.5], dim=1)
+    height, width = masks.shape[-2:]
+    ys = torch.arange(height, dtype=torch.float32)[:, None].expand(height, width).flatten()
+    xs = torch.arange(width, dtype=torch.float32)[None].expand(height, width).flatten()
+    weights = masks.flatten(1).float()
+    count = weights.sum(1).clamp(min=1)
+    cy, cx = (weights @ ys) / count, (weights @ xs) / count
+    spread = (ys[None] - cy[:, None]) ** 2 + (xs[None] - cx[:, None]) ** 2
+    flat = depth.flatten(1)
+    deepest = flat >= flat.max(1, keepdim=True).values
+    best = torch.where(deepest, spread, torch.full_like(spread, float("inf"))).argmin(1)
+    return torch.stack([xs[best] + 0.5, ys[best] + 0.5], dim=1)
 
 
 def tight_boxes(masks: torch.Tensor) -> torch.Tensor:
@@ -45,15 +56,28 @@ def tight_boxes(masks: torch.Tensor) -> torch.Tensor:
 
 
 def interior_point(mask: np.ndarray) -> tuple[float, float]:
-    """The most interior pixel centre (x, y) of one HxW bool mask (computed on its box)."""
+    """The centre click of one HxW bool mask: the pixel centre (x, y) farthest from its
+    boundary (exact Euclidean distance; the image border counts as boundary), as the
+    interactive-segmentation protocol of RITM and SAM places it; among equally deep
+    pixels, the one nearest the mask's centroid.
+
+    The tie-break matters: a curve or strip of even width is equally deep all along its
+    middle, and taking the first such pixel in raster order would put the "centre" click
+    at its topmost end.
+    """
+    import cv2  # (imported on first use)
+
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         raise ValueError("interior_point of an empty mask")
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), dtype=bool)
+    crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), dtype=np.uint8)
     crop[1:-1, 1:-1] = mask[y0:y1, x0:x1]
-    point = interior_points(torch.from_numpy(crop)[None])[0]
-    return float(point[0]) - 1 + x0, float(point[1]) - 1 + y0
+    depth = cv2.distanceTransform(crop, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    deepest = np.argwhere(depth >= depth.max() - 1e-4)  # (row, col) of every tie
+    centroid = np.array([ys.mean() - y0 + 1, xs.mean() - x0 + 1])
+    row, col = deepest[np.argmin(((deepest - centroid) ** 2).sum(1))]
+    return float(col) + 0.5 - 1 + x0, float(row) + 0.5 - 1 + y0
 
 
 def corrective_click(truth: np.ndarray, mask: np.ndarray) -> tuple[tuple[float, float], int] | None:

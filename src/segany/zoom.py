@@ -7,7 +7,8 @@ crop around the click, resized to its input size, sees the object several times 
 on the clicks, each encoded once (and kept, so later clicks nearby cost no encoder run),
 and keeps the answer whose best predicted IoU is highest. On the bundled model's 200
 held-out scenes this raised the centre click's mIoU from 0.663 to 0.733 and 3 corrective
-clicks' from 0.789 to 0.853 (docs/training.md, "Clicks answered on zoomed crops").
+clicks' from 0.789 to 0.853, with the evaluation's clicks placed as they were then
+(docs/training.md, "Clicks answered on zoomed crops").
 
 Low-res logits move between frames by resampling (:func:`resample_logits`): a zoomed
 answer's logits are returned in the whole image's frame, so they can be passed back as

@@ -24,8 +24,10 @@ from segany.weights import sha256_file
 
 # Floors for 12 held-out scenes: the bundled weights' own figures there, less a margin of
 # about 0.04 (docs/training.md has the 200-scene table). Raise them with new weights.
-FLOORS = {"box": 0.86, "centre": 0.72, "clicks_3": 0.86}  # measured: 0.903, 0.762, 0.903
-# (corrective clicks merged into the previous mask; answered as they are: 3 clicks 0.859;
+FLOORS = {"box": 0.86, "centre": 0.74, "clicks_3": 0.87}  # measured: 0.903, 0.781, 0.908
+# (the clicks placed at the centre, 2026-12-07: data.masks.interior_point; before, with a
+# strip's centre click at its topmost end: 0.903, 0.762, 0.903, and floors 0.86, 0.72,
+# 0.86; corrective clicks merged into the previous mask; answered as they are: 3 clicks 0.859;
 # v10 with its refiner, graph cut, click ranker with click features, box-cut ranker and
 # zoomed crops for clicks, the Predictor's default, 3 masks per corrective click and per
 # box; without the zoom: centre 0.648, 3 clicks 0.836 (0.773 unmerged); the box with the
@@ -110,15 +112,17 @@ def test_quality_on_held_out_scenes(quality_rows) -> None:
 
 def test_bundled_zoom_answers_clicks_on_crops(model, rows_of, quality_rows) -> None:
     """The bundled model answers a click on crops around it as well (segany.zoom), which
-    show small objects larger: on 200 scenes the centre click rises from 0.663 to
-    0.733 (docs/training.md); here, on the quality test's 12 scenes with the same prompts
-    (the default Predictor's rows against the same without zoom), the centre click by 0.08
-    and 3 clicks by 0.06 or more (measured on these scenes: centre 0.648 -> 0.762, 3 clicks
-    0.836 -> 0.903 with the corrections merged; 0.773 -> 0.859 without)."""
+    show small objects larger: on 200 scenes the centre click rose from 0.663 to
+    0.733 (docs/training.md, the clicks placed as they were then); here, on the quality
+    test's 12 scenes with the same prompts (the default Predictor's rows against the same
+    without zoom), the centre click by 0.08 and 3 clicks by 0.05 or more (measured on these
+    scenes, the clicks at the centre: centre 0.667 -> 0.781, 3 clicks 0.845 -> 0.908; with
+    a strip's click at its end, 0.648 -> 0.762 and 0.836 -> 0.903, when the bar for 3
+    clicks was 0.06: the better-placed corrections leave the zoom a little less to add)."""
     assert segany.Predictor(model).zoom is not None  # "auto" finds it for the weights
     without = summarize(rows_of(QUALITY_SCENES, zoom=None))["all"]
     zoomed = summarize(quality_rows)["all"]
-    for key, gain in {"centre": 0.08, "clicks_3": 0.06}.items():
+    for key, gain in {"centre": 0.08, "clicks_3": 0.05}.items():
         print(f"\nwithout / with the zoom: {key} {without[key]:.3f}/{zoomed[key]:.3f}")
         assert zoomed[key] >= without[key] + gain, (key, without[key], zoomed[key])
     assert zoomed["box"] == without["box"]  # boxes are not zoomed
@@ -127,11 +131,14 @@ def test_bundled_zoom_answers_clicks_on_crops(model, rows_of, quality_rows) -> N
 def test_merged_corrections_keep_what_was_right(rows_of) -> None:
     """A corrective click's answer merged into the previous mask around the click
     (segany.session.progressive_merge, the evaluation's default) keeps the regions an
-    earlier answer had right: on 200 scenes 3 clicks rise from 0.853 to 0.882
+    earlier answer had right: on 200 scenes 3 clicks rose from 0.853 to 0.882
     (docs/training.md); here, on 4 scenes without zoom, with the same prompts for both,
-    by 0.04 or more (measured: 0.760 -> 0.831)."""
+    by 0.025 or more. Measured with the clicks at the centre (2026-12-07): 0.780 -> 0.816,
+    and on the first 8 / 12 / 16 / 20 held-out scenes +0.037 / 0.034 / 0.036 / 0.039; with
+    a strip's clicks at its end the unmerged answers were worse and merging added more
+    (0.760 -> 0.831, when the bar was 0.04)."""
     unmerged, merged = {"zoom": None, "merge": False}, {"zoom": None}
-    _assert_gains(rows_of, unmerged, merged, {"clicks_3": 0.04}, "merging", scenes=4)
+    _assert_gains(rows_of, unmerged, merged, {"clicks_3": 0.025}, "merging", scenes=4)
     first = [summarize(rows_of(4, **options))["all"]["centre"] for options in (unmerged, merged)]
     assert first[0] == first[1]  # the first click is not merged
 
@@ -169,8 +176,9 @@ def test_bundled_ranker_picks_the_better_snapped_mask(model, rows_of) -> None:
     """The shipped ranker scores a click's snapped masks by default; on 200 scenes it lifts
     the centre click from 0.536 to 0.663 and, picking among 3 masks per corrective click,
     3 clicks to 0.789 (docs/training.md); here, on 4 scenes with the same prompts for
-    both, the centre and random clicks and 3 clicks by 0.03 or more (measured: 0.526 ->
-    0.624, 0.415 -> 0.524, 0.634 -> 0.831)."""
+    both, the centre and random clicks and 3 clicks by 0.03 or more (measured: 0.556 ->
+    0.645, 0.415 -> 0.524, 0.662 -> 0.816; 0.526 -> 0.624 and 0.634 -> 0.831 with the
+    clicks placed as before 2026-12-07)."""
     spec = get_spec("segany_shapes")
     assert spec.ranker is not None
     path = segany.loading.bundled_path(spec.ranker.filename)

@@ -103,31 +103,36 @@ def main() -> None:
         )
     if args.picture and rows:
         rows.sort(key=lambda r: r[3][0][0] - r[3][1][0])
-        tiles = []
-        for image, truth, _, answers in rows[: args.show]:
-            ys, xs = np.nonzero(truth | answers[0][1] | answers[1][1])
-            pad = 12
-            window = (
-                max(xs.min() - pad, 0),
-                max(ys.min() - pad, 0),
-                min(xs.max() + pad, image.shape[1]),
-                min(ys.max() + pad, image.shape[0]),
-            )
-            tiles.append(
-                [tile(image, truth, None, (0, 200, 0), window)]
-                + [tile(image, mask, click, (220, 30, 30), window) for _, mask, click in answers]
-            )
-        width = max(sum(t.width for t in row) + 8 * len(row) for row in tiles)
-        height = sum(max(t.height for t in row) + 8 for row in tiles)
-        canvas = Image.new("RGB", (width, height), "white")
-        y = 0
-        for row in tiles:
-            x = 0
-            for t in row:
-                canvas.paste(t, (x, y))
-                x += t.width + 8
-            y += max(t.height for t in row) + 8
-        canvas.save(args.picture)
+        draw(rows[: args.show], args.picture)
+
+
+def draw(rows: list, path: str) -> None:
+    """One row per object (ground truth; the old click's answer; the new one's) into ``path``."""
+    tiles = []
+    for image, truth, _, answers in rows:
+        ys, xs = np.nonzero(truth | answers[0][1] | answers[1][1])
+        pad = 12
+        window = (
+            max(xs.min() - pad, 0),
+            max(ys.min() - pad, 0),
+            min(xs.max() + pad, image.shape[1]),
+            min(ys.max() + pad, image.shape[0]),
+        )
+        tiles.append(
+            [tile(image, truth, None, (0, 200, 0), window)]
+            + [tile(image, mask, click, (220, 30, 30), window) for _, mask, click in answers]
+        )
+    width = max(sum(t.width for t in row) + 8 * len(row) for row in tiles)
+    height = sum(max(t.height for t in row) + 8 for row in tiles)
+    canvas = Image.new("RGB", (width, height), "white")
+    y = 0
+    for row in tiles:
+        x = 0
+        for t in row:
+            canvas.paste(t, (x, y))
+            x += t.width + 8
+        y += max(t.height for t in row) + 8
+    canvas.save(path)
 
 
 if __name__ == "__main__":

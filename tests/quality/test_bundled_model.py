@@ -25,9 +25,10 @@ from segany.weights import sha256_file
 # Floors for 12 held-out scenes: the bundled weights' own figures there, less a margin of
 # about 0.04 (docs/training.md has the 200-scene table). Raise them with new weights.
 FLOORS = {"box": 0.86, "centre": 0.74, "clicks_3": 0.87}  # measured: 0.903, 0.781, 0.908
-# (the clicks placed at the centre, 2026-12-07: data.masks.interior_point; before, with a
-# strip's centre click at its topmost end: 0.903, 0.762, 0.903, and floors 0.86, 0.72,
-# 0.86; corrective clicks merged into the previous mask; answered as they are: 3 clicks 0.859;
+# (the clicks placed at the centre, 2026-12-07: data.masks.interior_point; with the
+# clicks placed as before, ties to the first pixel in raster order: 0.903, 0.762, 0.903,
+# and floors 0.86, 0.72, 0.86; corrective clicks merged into the previous mask; figures
+# below are of that placement: answered as they are: 3 clicks 0.859;
 # v10 with its refiner, graph cut, click ranker with click features, box-cut ranker and
 # zoomed crops for clicks, the Predictor's default, 3 masks per corrective click and per
 # box; without the zoom: centre 0.648, 3 clicks 0.836 (0.773 unmerged); the box with the
@@ -117,7 +118,7 @@ def test_bundled_zoom_answers_clicks_on_crops(model, rows_of, quality_rows) -> N
     test's 12 scenes with the same prompts (the default Predictor's rows against the same
     without zoom), the centre click by 0.08 and 3 clicks by 0.05 or more (measured on these
     scenes, the clicks at the centre: centre 0.667 -> 0.781, 3 clicks 0.845 -> 0.908; with
-    a strip's click at its end, 0.648 -> 0.762 and 0.836 -> 0.903, when the bar for 3
+    the clicks placed as before 2026-12-07, 0.648 -> 0.762 and 0.836 -> 0.903, when the bar for 3
     clicks was 0.06: the better-placed corrections leave the zoom a little less to add)."""
     assert segany.Predictor(model).zoom is not None  # "auto" finds it for the weights
     without = summarize(rows_of(QUALITY_SCENES, zoom=None))["all"]
@@ -135,7 +136,7 @@ def test_merged_corrections_keep_what_was_right(rows_of) -> None:
     (docs/training.md); here, on 4 scenes without zoom, with the same prompts for both,
     by 0.025 or more. Measured with the clicks at the centre (2026-12-07): 0.780 -> 0.816,
     and on the first 8 / 12 / 16 / 20 held-out scenes +0.037 / 0.034 / 0.036 / 0.039; with
-    a strip's clicks at its end the unmerged answers were worse and merging added more
+    the clicks placed as before, the unmerged answers were worse and merging added more
     (0.760 -> 0.831, when the bar was 0.04)."""
     unmerged, merged = {"zoom": None, "merge": False}, {"zoom": None}
     _assert_gains(rows_of, unmerged, merged, {"clicks_3": 0.025}, "merging", scenes=4)

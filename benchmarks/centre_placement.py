@@ -23,11 +23,12 @@ import collections
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import segany
 from segany.data.masks import binary_iou, interior_point
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+from segany.visualize import overlay_masks, save_png
 
 
 def raster_first_centre(mask: np.ndarray) -> tuple[float, float]:
@@ -46,22 +47,19 @@ def tile(
     image: np.ndarray,
     mask: np.ndarray,
     click: tuple[float, float] | None,
-    colour: tuple[int, int, int],
     window: tuple[int, int, int, int],
 ) -> Image.Image:
-    """``image`` with ``mask`` tinted and ``click`` marked, cut to ``window`` and enlarged."""
-    shown = image.astype(np.float32)
-    shown[mask] = 0.45 * shown[mask] + 0.55 * np.array(colour, np.float32)
+    """``image`` cut to ``window``, enlarged, with ``mask`` and ``click`` painted over it
+    (:func:`segany.visualize.overlay_masks`)."""
     x0, y0, x1, y1 = window
-    picture = Image.fromarray(shown.astype(np.uint8)[y0:y1, x0:x1])
     scale = 150 / max(x1 - x0, y1 - y0)
-    picture = picture.resize((round((x1 - x0) * scale), round((y1 - y0) * scale)), Image.NEAREST)
-    if click is not None:
-        x, y = (click[0] - x0) * scale, (click[1] - y0) * scale
-        ImageDraw.Draw(picture).ellipse(
-            (x - 5, y - 5, x + 5, y + 5), fill=(255, 230, 0), outline=(0, 0, 0)
-        )
-    return picture
+    size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
+    view = Image.fromarray(image[y0:y1, x0:x1]).resize(size, Image.NEAREST)
+    shown = Image.fromarray(mask[y0:y1, x0:x1]).resize(size, Image.NEAREST)
+    points = (
+        None if click is None else np.array([[(click[0] - x0) * scale, (click[1] - y0) * scale]])
+    )
+    return Image.fromarray(overlay_masks(np.asarray(view), np.asarray(shown)[None], points=points))
 
 
 def main() -> None:
@@ -119,8 +117,8 @@ def draw(rows: list, path: str) -> None:
             min(ys.max() + pad, image.shape[0]),
         )
         tiles.append(
-            [tile(image, truth, None, (0, 200, 0), window)]
-            + [tile(image, mask, click, (220, 30, 30), window) for _, mask, click in answers]
+            [tile(image, truth, None, window)]
+            + [tile(image, mask, click, window) for _, mask, click in answers]
         )
     width = max(sum(t.width for t in row) + 8 * len(row) for row in tiles)
     height = sum(max(t.height for t in row) + 8 for row in tiles)
@@ -132,7 +130,7 @@ def draw(rows: list, path: str) -> None:
             canvas.paste(t, (x, y))
             x += t.width + 8
         y += max(t.height for t in row) + 8
-    canvas.save(path)
+    save_png(np.asarray(canvas), path)
 
 
 if __name__ == "__main__":

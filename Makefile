@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.14.1
 TORCHVISION := torchvision==0.29.1
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test test-all lint typecheck unit unit-all bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,14 @@ JOBS ?= auto
 unit: $(VENV)/.test
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
+# Everything, the long checks marked `full` too (ViT-B equivalence, stage ablations,
+# many-scene evaluations).
+unit-all: $(VENV)/.test
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder -m "full or not full"
+
 test: lint typecheck unit
+
+test-all: lint typecheck unit-all
 
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/bench_predictor.py

@@ -1,14 +1,16 @@
 """SegEvery side by side: segany MaskGenerator vs the official SamAutomaticMaskGenerator.
 
-Both load ONE MobileSAM checkpoint: random weights edited so that the decoder draws blob
-masks around each point (tests/everything/structured.py), so the filters keep real masks
-and the outputs can be compared mask by mask. Two measurements:
+Both load ONE checkpoint: MobileSAM with segany's random initialisation (speed does not
+depend on weight values; saved once in the temp folder), or with ``--model segany_shapes``
+the bundled trained model, whose masks are real, so the outputs can be compared mask by
+mask. Two measurements:
 
     speed   512x512 image, default options (32x32 points): end-to-end seconds, both sides,
             and whether the outputs are the same (count, IoU of matched masks)
     memory  one generator on a large image in a fresh process: peak resident memory
 
     .venv/bin/python benchmarks/bench_everything.py speed
+    .venv/bin/python benchmarks/bench_everything.py speed --model segany_shapes --thresholds 0.1
     .venv/bin/python benchmarks/bench_everything.py memory --side ours --size 3000x4000
 """
 
@@ -16,31 +18,34 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import segany
+from segany.data.scenes import SceneConfig, generate_scene
+from segany.reference import official_sam
 
-from tests.everything.structured import blob_models, scene  # noqa: E402
+CHECKPOINT = Path(tempfile.gettempdir()) / "segany_bench_random_mobile_sam.pth"
 
-import segany  # noqa: E402
 
-BLOB = Path(tempfile.gettempdir()) / "segany_bench_blob_mobile_sam.pth"
+def scene(height: int, width: int, seed: int) -> np.ndarray:
+    """A generated test image (segany's procedural scenes), ``HxWx3`` uint8."""
+    return generate_scene(seed, SceneConfig(size=(height, width))).image
 
 
 def _models() -> tuple[torch.nn.Module, segany.models.Sam]:
-    """Both models from the blob checkpoint (created once, kept in the temp folder)."""
-    config = segany.get_spec("mobile_sam").config
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return blob_models(config, BLOB)
+    """Both models from one random MobileSAM checkpoint (created once, kept in the temp folder)."""
+    if not CHECKPOINT.exists():
+        torch.manual_seed(0)
+        torch.save(segany.load_model("mobile_sam", pretrained=False).state_dict(), CHECKPOINT)
+    ours = segany.load_model("mobile_sam", checkpoint=CHECKPOINT)
+    official = official_sam(ours.config)
+    official.load_state_dict(torch.load(CHECKPOINT, weights_only=True))
+    return official.eval(), ours  # eval() after loading: MobileSAM caches attention biases
 
 
 def _official_generator(model: torch.nn.Module, **options: object) -> object:
@@ -65,8 +70,6 @@ def _match(ours: list[dict], official: list[dict]) -> tuple[int, int, float]:
 
 def _bundled_models() -> tuple[torch.nn.Module, segany.models.Sam]:
     """The bundled trained model and the official SAM classes loaded with its weights."""
-    from segany.reference import official_sam
-
     ours = segany.load_model("segany_shapes")
     official = official_sam(ours.config)
     official.load_state_dict(ours.state_dict())
@@ -84,7 +87,7 @@ def speed(repeats: int, model: str, thresholds: float | None) -> None:
     else:
         official_model, ours_model = _models()
         image = scene(512, 512, seed=3)
-        name = "MobileSAM (blob weights)"
+        name = "MobileSAM (random weights)"
     options: dict[str, object] = {}
     if thresholds is not None:  # lowered so that many masks survive and are compared
         options = {"pred_iou_thresh": thresholds, "stability_score_thresh": thresholds}
@@ -116,26 +119,26 @@ def speed(repeats: int, model: str, thresholds: float | None) -> None:
 
 def memory(side: str, size: str, points: int, keep_all: bool, rle: bool) -> None:
     height, width = (int(v) for v in size.split("x"))
-    if not BLOB.exists():
+    if not CHECKPOINT.exists():
         _models()  # creates the checkpoint; measure in a fresh process next time
-        print(f"created {BLOB}; run again to measure")
+        print(f"created {CHECKPOINT}; run again to measure")
         return
     tile = scene(height // 4, width // 4, seed=5)  # tiled: generating 12 MP costs memory itself
     image = np.ascontiguousarray(np.tile(tile, (4, 4, 1)))
-    # keep_all: no IoU/stability filter, so every candidate is upsampled to full size
+    # keep_all: no IoU/stability filter and no box NMS, so every candidate is upsampled
     options: dict[str, object] = {}
     if keep_all:
-        options.update(pred_iou_thresh=0.0, stability_score_thresh=0.0)
+        options.update(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
     if rle:  # the output itself: 187 binary 12 MP masks are 2.2 GB as bool arrays
         options.update(output_mode="coco_rle")
     if side == "official":
         from mobile_sam import sam_model_registry  # type: ignore[import-untyped]
 
         official = sam_model_registry["vit_t"]()
-        official.load_state_dict(torch.load(BLOB, weights_only=True))
+        official.load_state_dict(torch.load(CHECKPOINT, weights_only=True))
         gen = _official_generator(official.eval(), points_per_side=points, **options)
     else:
-        model = segany.load_model(checkpoint=BLOB)
+        model = segany.load_model("mobile_sam", checkpoint=CHECKPOINT)
         gen = segany.MaskGenerator(model, points_per_side=points, **options)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
@@ -156,7 +159,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument(
         "--model", choices=("mobile_sam", "segany_shapes"), default="mobile_sam",
-        help="speed run: random MobileSAM edited to draw blobs, or the bundled trained model",
+        help="speed run: random-weight MobileSAM, or the bundled trained model",
     )  # fmt: skip
     parser.add_argument(
         "--thresholds", type=float, help="speed run: lowered IoU/stability thresholds"

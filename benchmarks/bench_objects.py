@@ -63,7 +63,7 @@ class _Timed:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
-    predictor = segany.Predictor(model, cache_size=1, refiner=None, graph_cut=None)
+    predictor = segany.Predictor(model, cache_size=1)
     decoder = {name: _Timed(getattr(predictor, name))
                for name in ("predict_low_res", "predict_low_res_above")}  # fmt: skip
     for name, timed in decoder.items():

@@ -1,8 +1,8 @@
 """Side-by-side timings: segany Predictor vs the official SamPredictor.
 
-Both load the same random-weight checkpoint (speed does not depend on weight values) and
-run interleaved in one process, so machine noise hits both alike; we report medians and
-the ratio official / segany (> 1 means segany is faster).
+Both run the same random weights (segany's initialisation, loaded into the official model;
+speed does not depend on weight values) interleaved in one process, so machine noise hits
+both alike; we report medians and the ratio official / segany (> 1 means segany is faster).
 
     .venv/bin/python benchmarks/bench_predictor.py [--models mobile_sam sam_vit_b] [--repeats 5]
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
@@ -22,12 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.reference.official import official_sam, random_checkpoint  # noqa: E402
-
-import segany  # noqa: E402
+import segany
+from segany.reference import official_sam
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -52,18 +46,17 @@ def _cpu_name() -> str:
 def bench_model(
     name: str, repeats: int, image_hw: tuple[int, int]
 ) -> list[tuple[str, float, float]]:
-    config = segany.get_spec(name).config
-    with tempfile.TemporaryDirectory() as tmp:
-        path = random_checkpoint(config, Path(tmp) / f"{name}.pth", seed=0)
-        official_model = official_sam(config)
-        official_model.load_state_dict(torch.load(path, weights_only=True))
-        ours_model = segany.load_model(name, checkpoint=path)
+    torch.manual_seed(0)
+    ours_model = segany.load_model(name, pretrained=False)
+    official_model = official_sam(ours_model.config)
+    official_model.load_state_dict(ours_model.state_dict())
+    official_model.eval()  # after loading: MobileSAM caches its attention biases on eval()
     if name == "mobile_sam":
         from mobile_sam import SamPredictor  # type: ignore[import-untyped]
     else:
         from segment_anything import SamPredictor  # type: ignore[import-untyped]
     official = SamPredictor(official_model)
-    ours = segany.Predictor(ours_model, cache_size=0, refiner=None, graph_cut=None)  # like for like
+    ours = segany.Predictor(ours_model, cache_size=0)  # like for like: no embedding cache
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8)

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import segany
+from segany import refine
 from segany.data.masks import interior_point
 from segany.data.scenes import EVAL_BASE_SEED, generate_scene, scene_seed
 from segany.eval.promptable import box_masks_of
@@ -58,7 +59,14 @@ def main() -> None:
     scene = generate_scene(scene_seed(EVAL_BASE_SEED, args.scene))
     image = scene.image
     save_png(image, args.out / "scene.png")
-    predictor = segany.Predictor(model)
+    network = segany.Predictor(model)
+    # The bundled model has opt-in mask stages trained with its weights (segany.refine);
+    # the demo shows the network alone and, where there are stages, with them.
+    staged = None
+    if refine.get_stage_spec(model) is not None:
+        staged = refine.StagedPredictor(network, refine.registered_stages(model))
+        print(f"mask stages after the network: {staged.stages.describe()} (segany.refine)")
+    predictor = staged if staged is not None else network
 
     start = time.perf_counter()
     predictor.set_image(image)
@@ -69,8 +77,15 @@ def main() -> None:
     clicked, boxed = by_area[0], by_area[min(1, len(by_area) - 1)]
     click = np.array([interior_point(scene.masks[clicked])], dtype=np.float64)
     start = time.perf_counter()
-    by_click = predictor.predict(points=click, labels=[1])
+    plain = network.predict(points=click, labels=[1])
     click_s = time.perf_counter() - start
+    start = time.perf_counter()
+    by_click = predictor.predict(points=click, labels=[1])
+    staged_click_s = time.perf_counter() - start
+    plain_best = int(np.argmax(plain.scores))
+    plain_picture = overlay_masks(
+        image, plain.masks[plain_best : plain_best + 1], points=click, labels=np.array([1])
+    )
     best = int(np.argmax(by_click.scores))
     click_pictures = [
         overlay_masks(image, by_click.masks[k : k + 1], points=click, labels=np.array([1]))
@@ -83,8 +98,8 @@ def main() -> None:
     )
 
     box = scene.boxes[boxed].astype(np.float64)
-    # a box is answered by its single mask, or, when a box ranker scores the snapped masks
-    # (the bundled model has one), by the best-scored of 3 masks
+    # a box is answered by its single mask, or, when a box ranker of the stages scores the
+    # snapped masks (the bundled model's has one), by the best-scored of 3 masks
     by_box = predictor.predict(box=box, multimask=box_masks_of(predictor) == 3)
     box_best = int(np.argmax(by_box.scores))
     box_mask = by_box.masks[box_best : box_best + 1]
@@ -92,8 +107,8 @@ def main() -> None:
 
     start = time.perf_counter()
     # SAM's filters (predicted IoU > 0.88, stability >= 0.95) suit SAM's IoU head; the small
-    # bundled model's predictions sit lower (docs/benchmarks.md, segevery_match.py), and
-    # with SAM's filters its grid keeps no mask at all.
+    # bundled model's predictions sit lower (docs/benchmarks.md, "Quality of "fast" on the
+    # bundled model"), and with SAM's filters its grid keeps no mask at all.
     filters = {} if args.checkpoint else {"pred_iou_thresh": 0.1, "stability_score_thresh": 0.35}
     records = segany.MaskGenerator(model, **filters).generate(image)
     everything_s = time.perf_counter() - start
@@ -125,13 +140,17 @@ def main() -> None:
         save_png(objects_picture, args.out / "objects_overlay.png")
 
     truth = overlay_masks(image, scene.masks[scene.parent < 0], alpha=0.55)
-    pictures = [
-        truth,
-        click_pictures[best],
+    with_stages = " + stages" if staged is not None else ""
+    pictures = [truth, plain_picture]
+    titles = ["ground truth (whole objects)", "one click (network)"]
+    if staged is not None:
+        pictures.append(click_pictures[best])
+        titles.append("one click + stages")
+    pictures += [
         overlay_masks(image, box_mask, boxes=box[None]),
         overlay_masks(image, found, alpha=0.55),
     ]
-    titles = ["ground truth (whole objects)", "one click", "one box"]
+    titles.append(f"one box{with_stages}")
     titles.append(f"everything (grid): {len(records)} masks")
     if objects is not None:
         pictures.append(objects_picture)
@@ -142,7 +161,10 @@ def main() -> None:
         "random_weights": model.is_random,
         "scene_seed": scene.seed,
         "encode_seconds": round(encode_s, 3),
+        "stages": list(staged.stages.names) if staged is not None else [],
         "click_seconds": round(click_s, 4),
+        "staged_click_seconds": round(staged_click_s, 4),
+        "click_iou_network": round(iou(plain.masks[plain_best], scene.masks[clicked]), 4),
         "everything_seconds": round(everything_s, 2),
         "click_scores": [round(float(s), 4) for s in by_click.scores],
         "click_iou_with_truth": round(iou(by_click.masks[best], scene.masks[clicked]), 4),

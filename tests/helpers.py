@@ -7,6 +7,20 @@ import math
 import torch
 from torch import Tensor
 
+from segany.models import SamConfig, ViTConfig
+
+# A SAM small enough to build and run in milliseconds (64 px input, 2 blocks).
+TINY = SamConfig(
+    encoder=ViTConfig(
+        img_size=64, embed_dim=32, depth=2, num_heads=2, window_size=2,
+        global_attn_indexes=(1,), out_chans=32,
+    ),
+    prompt_embed_dim=32,
+    decoder_num_heads=2,
+    decoder_mlp_dim=64,
+    iou_head_hidden_dim=32,
+)  # fmt: skip
+
 
 def randomize_state_dict(state_dict: dict[str, Tensor], seed: int) -> dict[str, Tensor]:
     """Return a copy of ``state_dict`` with every floating tensor replaced by random values.

@@ -14,20 +14,10 @@ import torch
 import segany
 from segany import registry
 from segany.errors import CheckpointError, DownloadError, InputError
-from segany.models import SamConfig, ViTConfig, build_sam
+from segany.models import build_sam
 from segany.registry import ModelSpec, WeightsInfo
 from segany.weights import save_state_dict_file, sha256_file
-
-TINY = SamConfig(
-    encoder=ViTConfig(
-        img_size=64, embed_dim=32, depth=2, num_heads=2, window_size=2,
-        global_attn_indexes=(1,), out_chans=32,
-    ),
-    prompt_embed_dim=32,
-    decoder_num_heads=2,
-    decoder_mlp_dim=64,
-    iou_head_hidden_dim=32,
-)  # fmt: skip
+from tests.helpers import TINY
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from PIL import Image
 import segany
 from segany.errors import InputError
 from segany.models import build_sam
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 
 @pytest.fixture(scope="module")

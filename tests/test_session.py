@@ -14,7 +14,7 @@ import segany
 from segany.models import build_sam
 from segany.predictor import Prediction
 from segany.session import ClickSession, progressive_merge
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 
 def _mask(*rects: tuple[int, int, int, int], shape: tuple[int, int] = (20, 30)) -> np.ndarray:

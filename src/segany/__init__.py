@@ -8,17 +8,20 @@ The public API::
     predictor.set_image("photo.jpg")
     result = predictor.predict(points=[[500, 375]], labels=[1])
     result.masks, result.scores
+
+The opt-in mask stages of the bundled demo model live in :mod:`segany.refine`.
 """
 
-from .errors import CheckpointError, DownloadError, InputError, SegAnyError
+from typing import Any
+
+from .errors import CheckpointError, DownloadError, InputError, NoImageError, SegAnyError
 from .everything import MaskGenerator
 from .loading import load_model
 from .predictor import Prediction, Predictor
-from .refiners import load_box_ranker, load_ranker, load_refiner
 from .registry import get_spec, list_models
 from .session import ClickSession
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CheckpointError",
@@ -26,6 +29,7 @@ __all__ = [
     "DownloadError",
     "InputError",
     "MaskGenerator",
+    "NoImageError",
     "Prediction",
     "Predictor",
     "SegAnyError",
@@ -33,7 +37,23 @@ __all__ = [
     "get_spec",
     "list_models",
     "load_model",
-    "load_box_ranker",
-    "load_ranker",
-    "load_refiner",
 ]
+
+
+def _moved(name: str) -> Any:
+    """A stand-in for a function that moved to :mod:`segany.refine` in 0.2.0: calling it
+    raises a ``TypeError`` that names its new place."""
+
+    def moved(*args: object, **kwargs: object) -> None:
+        raise TypeError(
+            f"segany.{name} moved in segany 0.2.0: use segany.refine.{name} (the mask "
+            "stages are an opt-in layer around the Predictor now)"
+        )
+
+    moved.__name__ = moved.__qualname__ = name
+    return moved
+
+
+load_refiner = _moved("load_refiner")
+load_ranker = _moved("load_ranker")
+load_box_ranker = _moved("load_box_ranker")

@@ -109,7 +109,7 @@ def _segany_cases(model: Sam, image: np.ndarray, small: np.ndarray) -> dict[str,
     from .predictor import Predictor
 
     # as the official code
-    predictor = Predictor(model, cache_size=0, refiner=None, graph_cut=None, zoom=None)
+    predictor = Predictor(model, cache_size=0)
     generator = MaskGenerator(model)
     boxes = _boxes(image.shape[:2])
     point = np.array([[image.shape[1] * 0.4, image.shape[0] * 0.5]])

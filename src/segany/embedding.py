@@ -11,21 +11,25 @@ import numpy as np
 import torch
 
 K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
 class Embedding:
-    """An image encoded for prompting, with what the mask stages read beside it."""
+    """An image encoded for prompting.
 
-    features: torch.Tensor  # 1xCxhxw
-    pixels: torch.Tensor | None  # 1x(3·s²)xLxL, the refiner's view of the image
-    image: np.ndarray | None  # HxWx3 uint8, kept for graph-cut snapping
+    features: 1xCxhxw image embedding (1x256x64x64 for the published models);
+    original_size: (H, W) of the image; input_size: (h, w) after resizing, before padding;
+    key: a digest of the image's content (:func:`image_key`).
+    """
+
+    features: torch.Tensor
     original_size: tuple[int, int]
     input_size: tuple[int, int]
-    key: str  # of the image's content
+    key: str
 
 
-def remember(cache: OrderedDict[K, Embedding], key: K, value: Embedding, size: int) -> None:
+def remember(cache: OrderedDict[K, V], key: K, value: V, size: int) -> None:
     """Put ``value`` in the LRU ``cache`` (most recent last) of at most ``size`` entries."""
     if size > 0:
         cache[key] = value

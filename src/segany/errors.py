@@ -20,3 +20,7 @@ class CheckpointError(SegAnyError, ValueError):
 
 class DownloadError(SegAnyError, RuntimeError):
     """Weights could not be downloaded or failed their checksum."""
+
+
+class NoImageError(SegAnyError, RuntimeError):
+    """A prompt was given before an image was set (``Predictor.set_image``)."""

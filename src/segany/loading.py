@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -65,8 +66,17 @@ def load_model(
     Returns:
       (Sam): the model in eval mode.
     """
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if name is not None and not isinstance(name, str):
+        raise InputError(f"name must be a registered model name (a str), not {name!r}")
+    try:
+        if device is not None:
+            torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"device must be a torch device such as 'cpu' or 'cuda:0', not {device!r}"
+        ) from exc
     if checkpoint is not None:
         state_dict = weights_io.load_state_dict_file(checkpoint)
         spec = get_spec(name) if name is not None else infer_spec(state_dict, checkpoint)
@@ -82,7 +92,7 @@ def load_model(
             with skip_weight_init():
                 model = build_sam(spec.config)
             load_weights(model, weights_io.load_state_dict_file(path), spec.name, str(path))
-            model.registered_weights = True
+            model.weights_sha256 = spec.weights.sha256 if spec.weights else None
     model.name = spec.name
     return apply_mode(model.to(device).eval(), mode)
 
@@ -140,6 +150,7 @@ def _weights_path(spec: ModelSpec, progress: bool) -> Path:
     )
 
 
+@functools.cache  # (a spec is frozen: its tensors' shapes never change)
 def _shape_map(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):
         model = build_sam(spec.config)
@@ -194,7 +205,8 @@ def load_weights(model: Sam, state_dict: dict[str, torch.Tensor], name: str, sou
     The message lists missing and unexpected keys and mismatched shapes, and names the
     registered model the checkpoint does belong to when it can tell.
     """
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    own = model.state_dict()
+    expected = {k: tuple(v.shape) for k, v in own.items()}
     given = {k: tuple(v.shape) for k, v in state_dict.items()}
     problems = _mismatch(expected, given)
     if problems:
@@ -203,5 +215,29 @@ def load_weights(model: Sam, state_dict: dict[str, torch.Tensor], name: str, sou
         if matching:
             hint = f"; it looks like a {matching[0]!r} checkpoint"
         raise CheckpointError(f"checkpoint {source} does not fit model {name!r}: {problems}{hint}")
-    model.load_state_dict(state_dict, strict=True)
+    for key, tensor in state_dict.items():  # torch would cast silently, or fail obscurely
+        if (
+            tensor.is_meta
+            or tensor.layout != torch.strided
+            or tensor.is_complex()
+            or (own[key].is_floating_point() and not tensor.is_floating_point())
+        ):
+            if tensor.is_meta:
+                kind = "a meta tensor (it holds no data)"
+            elif tensor.layout != torch.strided:
+                kind = f"a {str(tensor.layout).removeprefix('torch.')} tensor"
+            else:
+                kind = f"of dtype {str(tensor.dtype).removeprefix('torch.')}"
+            need = str(own[key].dtype).removeprefix("torch.")
+            raise CheckpointError(
+                f"checkpoint {source} does not fit model {name!r}: tensor {key} is {kind}; "
+                f"the model needs dense {need} values"
+            )
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()
+        raise CheckpointError(
+            f"checkpoint {source} does not fit model {name!r}: {reason[-1] if reason else exc!r}"
+        ) from exc
     model.is_random = False

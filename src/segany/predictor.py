@@ -1,8 +1,12 @@
-"""SegAny: encode an image once, then answer point/box/mask prompts in milliseconds."""
+"""SegAny: encode an image once, then answer point/box/mask prompts in milliseconds.
+
+:class:`Predictor` is SAM's predictor (the official ``SamPredictor``'s contract) and
+nothing more: its answers are what the network computes. Layers that change the answers
+(the bundled model's mask stages) wrap it from outside: :mod:`segany.refine`.
+"""
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,13 +20,13 @@ from PIL import Image
 from . import engine
 from .data.images import load_image
 from .embedding import Embedding, image_key, remember
-from .models.graph_cut import GraphCut, threaded_map
-from .models.ranker import BOX_KINDS, CANDIDATES, MaskRanker, box_cut_candidates
-from .models.refiner import MaskRefiner
+from .errors import NoImageError
 from .models.sam import Sam
 from .prompts import Prompts, check_prompts
-from .transforms import ResizeLongestSide
-from .zoom import ClickZoom, answer_zoomed
+from .transforms import ResizeLongestSide, preprocess_shape
+
+# Options of segany 0.1's Predictor that moved to segany.refine in 0.2.0.
+REMOVED_OPTIONS = ("refiner", "graph_cut", "ranker", "box_ranker", "zoom")
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class Prediction:
     """Masks for one prompt (or one per box).
 
     masks: CxHxW bool at the original image size (BxCxHxW when boxes were a Bx4 array);
-    scores: C predicted IoU (BxC; the ranker's, of the snapped masks, when one is used);
+    scores: C predicted IoU (BxC);
     low_res_logits: Cxhxw logits (BxCxhxw), h = w = 256
     for the published models, ready to be passed back as ``mask_input``.
     """
@@ -50,30 +54,6 @@ class Predictor:
         back to an image costs no encoder run.
       box_batch_size (int): boxes decoded per decoder call when many are given (small
         batches are fastest on a CPU: the per-prompt working set then stays in cache).
-      refiner (MaskRefiner | "auto" | None): a colour-model stage that corrects every
-        mask from the pixels (:mod:`segany.models.refiner`; predicted IoU unchanged).
-        "auto" (default): the refiner registered with the model's weights, if any (the
-        bundled model has one); None: the decoder's masks as they are, as the official
-        predictor gives them. With a "fast" model a bf16 copy of it runs.
-      graph_cut (GraphCut | "auto" | None): snap every full-size mask to the image's
-        colour edges with GrabCut seeded by the mask (:mod:`segany.models.graph_cut`;
-        predicted IoU and low-res logits unchanged, ``return_logits`` masks untouched).
-        "auto" (default): on for registered weights that ask for it (the bundled model).
-      ranker (MaskRanker | "auto" | None): with graph cut on and 3 masks per prompt, the
-        scores become the ranker's predicted IoU of the *snapped* masks
-        (:mod:`segany.models.ranker`), so the best-scored mask is the one most likely
-        right after snapping; a click ranker (kind "clicks") reads where the prompt's
-        clicks sit in each mask, a mask ranker (kind "masks") only the masks. "auto"
-        (default): the ranker registered with the model's weights, if any; None: the
-        decoder's scores.
-      box_ranker (MaskRanker | "auto" | None): the same for prompts that are boxes alone
-        (a ranker trained on boxes, ``segany train ranker --prompts boxes``); asked for 3
-        masks, a box is then best answered by its best-scored one, better than by its
-        single mask. A box-cut ranker (kind "box_cut", the bundled model's) answers with
-        the box's own graph cut (:meth:`GraphCut.cut_box`) as the second of the 3 masks, in
-        place of the decoder's second. "auto" (default): the one registered with the
-        model's weights, if any; None: boxes are scored by ``ranker`` (the decoder's
-        scores if that is a click ranker, which needs clicks).
     """
 
     def __init__(
@@ -82,37 +62,12 @@ class Predictor:
         *,
         cache_size: int = 8,
         box_batch_size: int = 4,
-        refiner: MaskRefiner | str | None = "auto",
-        graph_cut: GraphCut | str | None = "auto",
-        ranker: MaskRanker | str | None = "auto",
-        box_ranker: MaskRanker | str | None = "auto",
-        zoom: ClickZoom | str | None = "auto",
+        **removed: object,
     ) -> None:
+        if removed:
+            _refuse_removed(removed)
         if not isinstance(model, Sam) and not hasattr(model, "decode_prompts"):
             raise TypeError(f"Predictor needs a segany Sam model, got {type(model).__name__}")
-        from . import refiners  # (imports the registry)
-
-        stage = refiners.resolve_stage
-        refiner = stage(refiner, "refiner", "MaskRefiner", refiners.registered_refiner, model)
-        if refiner is not None and engine.mode_of(model) == "fast":  # type: ignore[arg-type]
-            refiner = copy.deepcopy(refiner).to(torch.bfloat16)  # 1.35x; masks agree at 0.999
-        self.refiner = refiner.eval() if refiner is not None else None
-        self.graph_cut = stage(
-            graph_cut, "graph_cut", "GraphCut", refiners.registered_graph_cut, model
-        )
-        ranker = stage(ranker, "ranker", "MaskRanker", refiners.registered_ranker, model)
-        if ranker is not None and ranker.config.kind in BOX_KINDS:
-            raise ValueError("ranker is a box ranker (it reads a box): pass it as box_ranker")
-        self.ranker = ranker.eval() if ranker is not None else None
-        box_ranker = stage(
-            box_ranker, "box_ranker", "MaskRanker", refiners.registered_box_ranker, model
-        )
-        if box_ranker is not None and box_ranker.config.kind not in BOX_KINDS:
-            kind = box_ranker.config.kind
-            raise ValueError(f"box_ranker is a {kind} ranker, not a box ranker: pass it as ranker")
-        self.box_ranker = box_ranker.eval() if box_ranker is not None else None
-        self.zoom = stage(zoom, "zoom", "ClickZoom", refiners.registered_zoom, model)
-        self._crops: OrderedDict[tuple[str, tuple[int, ...]], Embedding] = OrderedDict()
         self.model = model.eval()
         self.transform = ResizeLongestSide(model.image_size)
         self.cache_size = cache_size
@@ -126,44 +81,31 @@ class Predictor:
         array = load_image(image)
         key = image_key(array)
         cached = self._cache.get(key)
-        self._current = cached if cached is not None else self._encode(array, key)
+        self._current = cached if cached is not None else self.encode(array, key)
         remember(self._cache, key, self._current, self.cache_size)
         with torch.inference_mode():
             engine.prime(self.model, self._current.features)  # fast mode: the first click
 
-    def _encode(self, array: np.ndarray, key: str) -> Embedding:
-        resized = self.transform.apply_image(array)
-        tensor = torch.as_tensor(np.array(resized), device=self.model.device).permute(2, 0, 1)[None]
+    def input_tensor(self, image: np.ndarray) -> torch.Tensor:
+        """``image`` (HxWx3 uint8) as the encoder takes it: resized so that its longest
+        side is the model's input size, normalised and padded, 1x3xSxS."""
+        resized = self.transform.apply_image(image)
+        tensor = torch.as_tensor(np.array(resized), device=self.model.device).permute(2, 0, 1)
         with torch.inference_mode():
-            x = self.model.preprocess(tensor)
-            features = engine.encode(self.model, x)
-            pixels = self.refiner.pixel_grid(x) if self.refiner is not None else None
+            return self.model.preprocess(tensor[None])
+
+    def encode(self, image: np.ndarray, key: str | None = None) -> Embedding:
+        """The embedding of ``image`` (HxWx3 uint8), computed now (no cache is read or
+        written, the current image is unchanged); ``key``: its :func:`image_key`."""
+        with torch.inference_mode():
+            features = engine.encode(self.model, self.input_tensor(image))
+        height, width = image.shape[:2]
         return Embedding(
             features=features,
-            pixels=pixels,
-            image=array if self.graph_cut is not None or self.zoom is not None else None,
-            original_size=(array.shape[0], array.shape[1]),
-            input_size=(resized.shape[0], resized.shape[1]),
-            key=key,
+            original_size=(height, width),
+            input_size=preprocess_shape(height, width, self.transform.target_length),
+            key=key if key is not None else image_key(image),
         )
-
-    def crop_embedding(self, rect: tuple[int, int, int, int]) -> Embedding:
-        """The embedding of the XYXY crop ``rect`` of the current image (kept, LRU, up to
-        the zoom's ``cache_size``)."""
-        current = self.current
-        key = (current.key, rect)
-        cached = self._crops.get(key)
-        if cached is None:
-            if current.image is None:
-                raise RuntimeError(
-                    "crop_embedding needs the image kept: build the Predictor with a zoom"
-                )
-            x0, y0, x1, y1 = rect
-            array = np.ascontiguousarray(current.image[y0:y1, x0:x1])
-            cached = self._encode(array, f"{current.key}:{rect}")
-        size = self.zoom.cache_size if self.zoom is not None else 0
-        remember(self._crops, key, cached, size)
-        return cached
 
     @contextmanager
     def viewing(self, embedding: Embedding) -> Iterator[None]:
@@ -183,6 +125,10 @@ class Predictor:
         return self._current is not None
 
     @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
     def original_size(self) -> tuple[int, int]:
         """(H, W) of the current image."""
         return self.current.original_size
@@ -198,9 +144,10 @@ class Predictor:
 
     @property
     def current(self) -> Embedding:
-        """The current image's encoding (RuntimeError when no image is set)."""
+        """The current image's encoding (:class:`~segany.errors.NoImageError`, a
+        RuntimeError, when no image is set)."""
         if self._current is None:
-            raise RuntimeError("An image must be set with .set_image(...) before prediction.")
+            raise NoImageError("An image must be set with .set_image(...) before prediction.")
         return self._current
 
     # --------------------------------------------------------------- prompts
@@ -226,28 +173,41 @@ class Predictor:
         Returns:
           (Prediction): masks CxHxW (BxCxHxW for a Bx4 box array), scores, low-res logits.
         """
-        current = self.current
-        low_res = engine.low_res_size(self.model)
-        prompts = check_prompts(current.original_size, low_res, points, labels, box, mask_input)
-        zoomed = self.zoom is not None and prompts.points is not None and not return_logits
-        if zoomed and prompts.boxes is None:
-            return answer_zoomed(self, prompts, multimask)
+        prompts = self.check_prompts(points, labels, box, mask_input)
         return self.answer(prompts, multimask, return_logits)
 
+    def check_prompts(
+        self,
+        points: object = None,
+        labels: object = None,
+        box: object = None,
+        mask_input: object = None,
+    ) -> Prompts:
+        """:meth:`predict`'s prompts checked against the current image (``InputError``)."""
+        low_res = engine.low_res_size(self.model)
+        return check_prompts(self.current.original_size, low_res, points, labels, box, mask_input)
+
     def answer(self, prompts: Prompts, multimask: bool, return_logits: bool = False) -> Prediction:
-        """:meth:`predict` for checked ``prompts``, on the current image alone (no zoom)."""
-        outputs = [
-            self._predict_chunk(prompts, start, multimask, return_logits)
-            for start in range(0, prompts.num_prompts, self.box_batch_size)
-        ]
+        """:meth:`predict` for checked ``prompts``, on the current image."""
+        outputs = []
+        for start in range(0, prompts.num_prompts, self.box_batch_size):
+            tensors = self.prompt_tensors(prompts, start)
+            found = self.predict_torch(*tensors, multimask, return_logits)
+            masks_t, scores_t, logits_t = found
+            outputs.append(
+                (masks_t.cpu().numpy(), scores_t.float().cpu().numpy(), logits_t.cpu().numpy())
+            )
         masks, scores, logits = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
         if not prompts.many_boxes:
             masks, scores, logits = masks[0], scores[0], logits[0]
         return Prediction(masks=masks, scores=scores, low_res_logits=logits)
 
-    def _predict_chunk(
-        self, prompts: Prompts, start: int, multimask: bool, return_logits: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def prompt_tensors(
+        self, prompts: Prompts, start: int = 0
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """The B = min(``box_batch_size``, prompts left) prompts of ``prompts`` from
+        ``start`` as :meth:`predict_torch` takes them, in the resized frame: point
+        coordinates BxNx2 and labels BxN, boxes Bx4, mask inputs Bx1xhxw (each or None)."""
         size = self.original_size
         stop = min(start + self.box_batch_size, prompts.num_prompts)
         count = stop - start
@@ -260,69 +220,11 @@ class Predictor:
         if prompts.boxes is not None:
             boxes = self._tensor(self.transform.apply_boxes(prompts.boxes[start:stop], size))
         if prompts.mask_input is not None:
-            chosen = (
-                prompts.mask_input
-                if len(prompts.mask_input) == 1
-                else (prompts.mask_input[start:stop])
-            )
-            masks = self._tensor(chosen)
+            given = prompts.mask_input
+            masks = self._tensor(given if len(given) == 1 else given[start:stop])
             if len(masks) != count:
                 masks = masks.expand(count, -1, -1, -1)
-        out_masks, scores, logits = self.predict_torch(
-            coords, labels, boxes, masks, multimask, return_logits
-        )
-        found = out_masks.cpu().numpy()
-        ious = scores.float().cpu().numpy()
-        if not return_logits:
-            ranker = self.ranker_for(prompts) if self.graph_cut is not None else None
-            ranker = ranker if found.shape[1] == CANDIDATES else None
-            if ranker is not None and ranker.config.kind == "box_cut" and prompts.boxes is not None:
-                found, snapped = self._box_cuts(found, prompts.boxes[start:stop])
-            else:
-                snapped = self._snap(found.copy() if ranker is not None else found, prompts, start)
-            if ranker is not None:
-                given = prompts.boxes[start:stop] if prompts.boxes is not None else [None] * count
-                clicks = None
-                if prompts.points is not None and prompts.labels is not None:
-                    clicks = (prompts.points, prompts.labels)
-                answers = zip(ious, found, snapped, given, strict=True)
-                ious = np.stack([ranker.rank(*answer, clicks) for answer in answers])
-            found = snapped
-        return found, ious, logits.cpu().numpy()
-
-    def ranker_for(self, prompts: Prompts) -> MaskRanker | None:
-        """The ranker of ``prompts``' snapped masks: the box ranker for boxes alone (when
-        there is one), else the click ranker (None if it needs clicks and there are none)."""
-        if prompts.points is None:
-            if prompts.boxes is not None and self.box_ranker is not None:
-                return self.box_ranker
-            if self.ranker is not None and self.ranker.config.kind == "clicks":
-                return None
-        return self.ranker
-
-    def _snap(self, masks: np.ndarray, prompts: Prompts, start: int) -> np.ndarray:
-        """BxCxHxW masks of the prompts from ``start``, snapped by the graph cut, if any."""
-        image = self.current.image
-        if self.graph_cut is None or image is None:
-            return masks
-        boxes = prompts.boxes[start : start + len(masks)] if prompts.boxes is not None else None
-        return self.graph_cut.snap_all(
-            image, masks, prompts.points, prompts.labels, boxes, torch.get_num_threads()
-        )
-
-    def _box_cuts(self, masks: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The raw and snapped BxCxHxW candidates of B ``boxes`` (Bx4) alone, from their
-        decoder ``masks``, as a box-cut ranker reads them (:func:`box_cut_candidates`)."""
-        image, graph_cut = self.current.image, self.graph_cut
-        assert image is not None and graph_cut is not None  # (a ranker runs after a cut)
-        threads = torch.get_num_threads()  # over the boxes, or a single box's cuts
-        inner = threads if len(boxes) == 1 else 1
-        pairs = threaded_map(
-            lambda b: box_cut_candidates(graph_cut, image, masks[b], boxes[b], inner),
-            range(len(boxes)),
-            threads,
-        )
-        return np.stack([r for r, _ in pairs]), np.stack([s for _, s in pairs])
+        return coords, labels, boxes, masks
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=self.model.device)
@@ -365,14 +267,13 @@ class Predictor:
         mask_input: torch.Tensor | None = None,
         multimask_output: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The masks before upsampling (prompts as in :meth:`predict_torch`): the decoder's,
-        corrected by the refiner when there is one.
+        """The decoder's masks before upsampling (prompts as in :meth:`predict_torch`).
 
         Returns:
           low-res logits BxCxhxw and predicted IoU BxC.
         """
         current = self.current
-        logits, iou = engine.decode_prompts(
+        return engine.decode_prompts(
             self.model,
             current.features,
             point_coords,
@@ -381,9 +282,6 @@ class Predictor:
             mask_input,
             multimask_output,
         )
-        if self.refiner is not None and current.pixels is not None:
-            logits = self.refiner(current.pixels, logits, point_coords, point_labels, boxes)
-        return logits, iou
 
     @torch.inference_mode()
     def predict_low_res_above(
@@ -405,3 +303,17 @@ class Predictor:
         return engine.decode_prompts_above(
             self.model, current.features, point_coords, point_labels, multimask_output, min_iou
         )
+
+
+def _refuse_removed(options: dict[str, object]) -> None:
+    """A ``TypeError`` for keyword arguments Predictor does not take, naming what replaced
+    the mask-stage options of segany 0.1."""
+    names = ", ".join(sorted(options))
+    if set(options) <= set(REMOVED_OPTIONS):
+        raise TypeError(
+            f"Predictor({names}=...) was removed in segany 0.2.0: Predictor is the bare "
+            "network now, and the mask stages wrap it: "
+            "segany.refine.StagedPredictor(Predictor(model), segany.refine.registered_stages"
+            "(model)), or segany.refine.Stages(...) for stages of your own"
+        )
+    raise TypeError(f"Predictor got unexpected keyword arguments: {names}")

@@ -30,13 +30,31 @@ class Prompts:
         return 1 if self.boxes is None else len(self.boxes)
 
 
-def _as_float_array(value: object, what: str) -> np.ndarray:
+def _short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a prompt may be a huge nested list)."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not hide the real problem
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _as_float_array(value: object, what: str, dtype: type[np.floating] = np.float64) -> np.ndarray:
+    """``value`` as a finite float array; anything else (strings, complex numbers, dates,
+    ragged lists, ints too large for a float, NaN, inf) raises :class:`InputError`."""
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biufO":  # strings, complex numbers, dates, records
+            raise TypeError(arr.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow becomes inf, refused below
+            arr = arr.astype(dtype)
+    except OverflowError as exc:  # a Python int beyond the float range
+        raise InputError(f"{what} must be finite numbers (found a value too large)") from exc
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} must be numbers, got {value!r}") from exc
+        raise InputError(f"{what} must be numbers, got {_short_repr(value)}") from exc
     if not np.all(np.isfinite(arr)):
-        raise InputError(f"{what} must be finite numbers (found NaN or inf)")
+        raise InputError(f"{what} must be finite numbers (found NaN or inf, or a value too large)")
     return arr
 
 
@@ -83,7 +101,8 @@ def check_prompts(
     if box is not None:
         boxes = _as_float_array(box, "box")
         many = boxes.ndim == 2
-        boxes = boxes.reshape(-1, 4) if boxes.size % 4 == 0 and boxes.ndim <= 2 else None
+        single = boxes.shape == (4,)
+        boxes = boxes.reshape(-1, 4) if single or (many and boxes.shape[1] == 4) else None
         if boxes is None or len(boxes) == 0:
             raise InputError("box must be x0, y0, x1, y1 (or a Bx4 array of such boxes)")
         x0, y0, x1, y1 = boxes.T
@@ -92,7 +111,8 @@ def check_prompts(
         if np.any(x0 < 0) or np.any(y0 < 0) or np.any(x1 > width) or np.any(y1 > height):
             raise InputError(f"a box lies outside the {width}x{height} image")
     if mask_input is not None:
-        masks = np.asarray(mask_input, dtype=np.float32)
+        masks = _as_float_array(mask_input, "mask_input", np.float32)
+        given_shape = masks.shape
         if masks.ndim == 2:
             masks = masks[None, None]
         elif masks.ndim == 3:
@@ -104,7 +124,7 @@ def check_prompts(
         if masks.ndim != 4 or masks.shape[1:] != (1, low_res_size, low_res_size):
             raise InputError(
                 f"mask_input must be 1x{low_res_size}x{low_res_size} low-res logits from a "
-                f"previous prediction, got shape {np.asarray(mask_input).shape}"
+                f"previous prediction, got shape {given_shape}"
             )
         if boxes is not None and len(masks) not in (1, len(boxes)):
             raise InputError("give one mask_input, or one per box")

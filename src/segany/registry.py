@@ -37,11 +37,6 @@ class ModelSpec:
     description: str
     weights: WeightsInfo | None = None
     prompt_head: WeightsInfo | None = None  # object-aware SegEvery's box head, if trained
-    refiner: WeightsInfo | None = None  # colour-model mask refiner trained on these weights
-    graph_cut: bool = False  # snap its masks to colour edges by default (models.graph_cut)
-    ranker: WeightsInfo | None = None  # picks among a click's snapped masks (models.ranker)
-    box_ranker: WeightsInfo | None = None  # the same, trained on box prompts
-    zoom: tuple[float, ...] = ()  # crops a click is also answered on (segany.zoom)
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -178,23 +173,9 @@ _SHAPES_SIZE = 24_626_528
 _SHAPES_HEAD_FILE = "segany_shapes_prompt_head.safetensors"
 _SHAPES_HEAD_SHA256 = "a78b63e997d20fb02da45ccaecc6c78c1c6ea52ab9f2771d9567cd77163c05e7"
 _SHAPES_HEAD_SIZE = 781_452
-# Its colour-model mask refiner, trained on the frozen weights (segany train refiner).
-_SHAPES_REFINER_FILE = "segany_shapes_refiner.safetensors"
-_SHAPES_REFINER_SHA256 = "ecb479b54fdbd5f4581d6bf9b87563348a23eeecd2ed4ae9f72f7747e67420cc"
-_SHAPES_REFINER_SIZE = 255_332
-# Its ranker of a click's snapped masks, which reads where the clicks sit, trained on the
-# frozen pipeline (segany train ranker --scenes 500).
-_SHAPES_RANKER_FILE = "segany_shapes_ranker.safetensors"
-_SHAPES_RANKER_SHA256 = "8e782af0f5ee369df91738b32d29a0efe2c9f5775a58d8d896631f7de36688a2"
-_SHAPES_RANKER_SIZE = 26_252
-# Its ranker of a box's 3 answers: 2 snapped masks and the box's own cut (a "box_cut"
-# ranker: segany train ranker --prompts box_cut --scenes 400).
-_SHAPES_BOX_RANKER_FILE = "segany_shapes_box_ranker.safetensors"
-_SHAPES_BOX_RANKER_SHA256 = "8713399a71929c7fde5e4897d2f4d2a224c29e38881ea832fa701eebc5d5fed7"
-_SHAPES_BOX_RANKER_SIZE = 26_252
 
 
-def _bundled(filename: str, sha256: str, size: int) -> WeightsInfo:
+def bundled_weights(filename: str, sha256: str, size: int) -> WeightsInfo:
     """Weights shipped in the package's assets folder (licence: ours)."""
     return WeightsInfo(
         url="bundled:" + filename, filename=filename, sha256=sha256, size=size,
@@ -207,15 +188,8 @@ register_model(
         name="segany_shapes",
         description="segany's small SAM (ViT 256-d, depth 6, 512 px) trained on generated scenes",
         config=SHAPES_CONFIG,
-        weights=_bundled(_SHAPES_FILE, _SHAPES_SHA256, _SHAPES_SIZE),
-        prompt_head=_bundled(_SHAPES_HEAD_FILE, _SHAPES_HEAD_SHA256, _SHAPES_HEAD_SIZE),
-        refiner=_bundled(_SHAPES_REFINER_FILE, _SHAPES_REFINER_SHA256, _SHAPES_REFINER_SIZE),
-        graph_cut=True,
-        ranker=_bundled(_SHAPES_RANKER_FILE, _SHAPES_RANKER_SHA256, _SHAPES_RANKER_SIZE),
-        box_ranker=_bundled(
-            _SHAPES_BOX_RANKER_FILE, _SHAPES_BOX_RANKER_SHA256, _SHAPES_BOX_RANKER_SIZE
-        ),
-        zoom=(0.5, 0.2),
+        weights=bundled_weights(_SHAPES_FILE, _SHAPES_SHA256, _SHAPES_SIZE),
+        prompt_head=bundled_weights(_SHAPES_HEAD_FILE, _SHAPES_HEAD_SHA256, _SHAPES_HEAD_SIZE),
     )
 )
 

@@ -3,26 +3,25 @@ previous answer's logits as ``mask_input``, and each corrective click's answer m
 into the previous mask where the click asked for a change.
 
 A corrective click says "this pixel is wrong". The model answers the whole prompt again,
-and its new mask can also change regions the user had already accepted: on the bundled
-model's held-out scenes the best mask seen during 3 corrective clicks scores 0.904 mIoU,
-the last one only 0.853. :func:`progressive_merge` keeps the previous mask and changes
-only the region around the click that the new answer changed (the "progressive merge" of
-FocalClick, Chen et al., CVPR 2022): the connected part, holding the click, of the pixels
-the answer added (a positive click) or removed (a negative one), cut to a disc around
-the click a few times the click's depth in that part. The model's own logits still go
-back as the next ``mask_input``.
+and its new mask can also change regions the user had already accepted (on the bundled
+model, the best mask seen during corrective clicks beats the last one: docs/training.md,
+"Corrective clicks merged into the previous mask"). :func:`progressive_merge` keeps the
+previous mask and changes only the region around the click that the new answer changed
+(the "progressive merge" of FocalClick, Chen et al., CVPR 2022): the connected part,
+holding the click, of the pixels the answer added (a positive click) or removed (a
+negative one), cut to a disc around the click a few times the click's depth in it. The
+model's own logits still go back as the next ``mask_input``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from .errors import InputError
-from .predictor import Prediction, Predictor
+from .predictor import Prediction
 
 REACH = 5.0  # a merged change reaches 5x the click's depth in it (progressive_merge)
 
@@ -51,6 +50,8 @@ def progressive_merge(
         return None
     part = _part_at(changed, x, y)
     if reach is not None:
+        import cv2  # (imported on first use: OpenCV is heavy to load)
+
         inside = np.pad(part, 1).astype(np.uint8)
         depth = max(float(cv2.distanceTransform(inside, cv2.DIST_L2, 5)[y + 1, x + 1]), 1.0)
         rows, cols = np.ogrid[:height, :width]
@@ -61,8 +62,28 @@ def progressive_merge(
 
 def _part_at(mask: np.ndarray, x: int, y: int) -> np.ndarray:
     """The 8-connected part of HxW bool ``mask`` holding pixel (``x``, ``y``)."""
+    import cv2
+
     _, parts = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     return parts == parts[y, x]
+
+
+class Prompter(Protocol):
+    """What answers prompts on an image: a :class:`~segany.predictor.Predictor`, or a
+    layer with its ``set_image`` and ``predict`` (:class:`segany.refine.StagedPredictor`).
+    A session clicks on its current image."""
+
+    def set_image(self, image: Any) -> None: ...
+
+    def predict(
+        self,
+        points: Any = None,
+        labels: Any = None,
+        box: Any = None,
+        mask_input: Any = None,
+        multimask: bool = True,
+        return_logits: bool = False,
+    ) -> Prediction: ...
 
 
 @dataclass
@@ -83,7 +104,7 @@ class ClickSession:
         mask = session.click(140, 95, positive=False).mask   # not this part
     """
 
-    predictor: Predictor
+    predictor: Prompter
     merge: bool = True
     reach: float | None = REACH
     multimask: bool = True
@@ -105,9 +126,9 @@ class ClickSession:
         return self.add(x, y, positive, answer)
 
     def add(self, x: float, y: float, positive: bool, answer: Prediction) -> ClickSession:
-        """Add a click whose ``answer`` (of this session's clicks and this one, from
-        :meth:`Predictor.predict`) is already known: its best-scored mask is kept, merged
-        as :meth:`click` merges."""
+        """Add a click whose ``answer`` (of this session's clicks and this one, from the
+        predictor's ``predict``) is already known: its best-scored mask is kept, merged as
+        :meth:`click` merges."""
         points, labels = self._with_click(x, y, positive)
         mask, logits = _best(answer)
         if self.mask is not None and self.logits is not None:

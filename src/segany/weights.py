@@ -17,6 +17,7 @@ import contextlib
 import pickle
 import re
 from collections.abc import Mapping
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +63,14 @@ def _unreadable(path: Path, reason: str) -> CheckpointError:
 def _weights_only_refusal(path: Path, exc: pickle.UnpicklingError) -> CheckpointError:
     """Turn torch's weights-only refusal into a CheckpointError."""
     message = str(exc)
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", message)
+    # torch words it "Unsupported global: GLOBAL x.y was not an allowed global" or, for
+    # modules it blocks outright (os, posix, subprocess, ...), "unsupported GLOBAL x.y whose
+    # module x is blocked"
+    found = re.search(r"unsupported global: GLOBAL (\S+)|unsupported GLOBAL (\S+)", message, re.I)
     if found is not None:
         return CheckpointError(
-            f"checkpoint {path} contains objects other than tensors ({found.group(1)}) and was "
+            f"checkpoint {path} contains objects other than tensors "
+            f"({found.group(1) or found.group(2)}) and was "
             "refused for safety: loading it could run code stored in the file. If you trust "
             "its source, load it yourself and re-save just its state dict "
             "(segany.weights.save_state_dict_file)"
@@ -138,7 +143,12 @@ def _as_state_dict(path: Path, obj: object) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint {path} holds no tensors")
     state_dict: dict[str, torch.Tensor] = {}
     for key, value in obj.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+        if not isinstance(key, str):
+            raise CheckpointError(
+                f"checkpoint {path} is not a state dict (a mapping of names to tensors): key "
+                f"{key!r} ({type(key).__name__}) is not a name"
+            )
+        if not isinstance(value, torch.Tensor):
             raise CheckpointError(
                 f"checkpoint {path} is not a state dict (a mapping of names to tensors): entry "
                 f"{key!r} is a {type(value).__name__}"
@@ -159,9 +169,16 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         CheckpointError: the file is missing, truncated or not a weights file, contains
             objects other than tensors (refused for safety), or does not hold a mapping of
             names to tensors.
+        InputError: ``path`` is not a ``str`` or path-like object.
     """
+    if not isinstance(path, str | PathLike):
+        raise InputError(f"a checkpoint must be a file path, not {type(path).__name__}")
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError) as exc:  # e.g. "File name too long"
+        raise CheckpointError(f"cannot open checkpoint {path}: {_short_reason(exc)}") from exc
+    if not found:
         raise CheckpointError(f"checkpoint not found: {path}")
     obj: object
     if path.suffix.lower() == ".safetensors":

@@ -24,7 +24,7 @@ from segany.cli.main import main
 from segany.data.rle import mask_to_rle
 from segany.everything import MaskGenerator
 from segany.models import build_sam
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 H, W = 24, 32
 

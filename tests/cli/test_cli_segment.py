@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 
 import segany
+from segany.cli import segment as segment_cli
 from segany.cli.main import main
 from segany.errors import CheckpointError, DownloadError, InputError
-from segany.models.graph_cut import GraphCut
-from segany.models.ranker import MaskRanker, RankerConfig
+from segany.refine.graph_cut import GraphCut
+from segany.refine.ranker import MaskRanker, RankerConfig
 from segany.weights import save_state_dict_file
-from segany.zoom import ClickZoom
 
 H, W = 48, 64
 
@@ -105,25 +105,18 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             raise state["load_error"]
         return state["model"]
 
-    def predictor(
-        model: Any,
-        refiner: Any = "auto",
-        graph_cut: Any = "auto",
-        ranker: Any = "auto",
-        box_ranker: Any = "auto",
-        zoom: Any = "auto",
-    ) -> _FakePredictor:
-        state["refiner"] = refiner
-        state["graph_cut"] = graph_cut
-        state["ranker"] = ranker
-        state["box_ranker"] = box_ranker
-        state["zoom"] = zoom
+    def predictor(model: Any) -> _FakePredictor:
         pred = _FakePredictor(model, error=state["error"])
         state["predictor"] = pred
         return pred
 
+    def staged(predictor: Any, stages: Any) -> Any:
+        state["stages"] = stages
+        return predictor
+
     monkeypatch.setattr(segany, "load_model", load_model)
     monkeypatch.setattr(segany, "Predictor", predictor)
+    monkeypatch.setattr(segment_cli, "staged", staged)
     return state
 
 
@@ -382,34 +375,46 @@ def test_checkpoint_only_lets_the_loader_infer_the_model(
     assert fake["loads"] == [(None, ckpt)]
 
 
-def test_mask_stage_choices_reach_the_predictor(
+def test_mask_stages_are_opt_in(
     image_path: Path, tmp_path: Path, fake: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """No stages by default; --stages FILE gives the file's; --stages auto needs weights
+    with registered stages (the fake model's have none)."""
     args = ["segment", str(image_path), "--point", "5,5", "-o", str(tmp_path / "o")]
-    assert main(args) == 0 and fake["refiner"] == "auto"
-    assert main([*args, "--refiner", "none"]) == 0 and fake["refiner"] is None
-    assert fake["graph_cut"] == "auto"
-    assert main([*args, "--graph-cut", "none"]) == 0 and fake["graph_cut"] is None
-    assert main([*args, "--graph-cut", "on"]) == 0 and isinstance(fake["graph_cut"], GraphCut)
-    assert fake["ranker"] == "auto"
-    assert main([*args, "--ranker", "none"]) == 0 and fake["ranker"] is None
-    assert fake["box_ranker"] == "auto"
-    assert main([*args, "--box-ranker", "none"]) == 0 and fake["box_ranker"] is None
-    assert fake["zoom"] == "auto"
-    assert main([*args, "--zoom", "none"]) == 0 and fake["zoom"] is None
-    assert main([*args, "--zoom", "on"]) == 0 and fake["zoom"] == ClickZoom()
-    assert main([*args, "--zoom", "0.4,0.25"]) == 0 and fake["zoom"].windows == (0.4, 0.25)
+    assert main(args) == 0 and fake["stages"] is None
+    assert json.loads((tmp_path / "o" / "result.json").read_text())["stages"] == []
     ranker_file = tmp_path / "box_ranker.safetensors"
     save_state_dict_file(MaskRanker(RankerConfig(hidden=4, kind="boxes")).export(), ranker_file)
-    assert main([*args, "--box-ranker", str(ranker_file)]) == 0
-    assert isinstance(fake["box_ranker"], MaskRanker) and fake["box_ranker"].config.hidden == 4
+    stages_file = tmp_path / "stages.json"
+    stages_file.write_text(json.dumps({"graph_cut": True, "box_ranker": ranker_file.name}))
     capsys.readouterr()
-    assert main([*args, "--ranker", str(ranker_file)]) == 2  # a box ranker as the click one
-    assert "is not a mask ranker: it is a 'boxes' ranker" in capsys.readouterr().err
-    assert main([*args, "--graph-cut", "always"]) == 2
-    assert "invalid choice: 'always'" in capsys.readouterr().err
-    assert main([*args, "--refiner", str(tmp_path / "missing.safetensors")]) == 2
-    assert "is not 'auto', 'none' or a file" in capsys.readouterr().err
+    assert main([*args, "--stages", str(stages_file)]) == 0
+    stages = fake["stages"]
+    assert isinstance(stages.graph_cut, GraphCut) and stages.box_ranker.config.hidden == 4
+    assert stages.refiner is None and stages.ranker is None and stages.zoom is None
+    assert "mask stages after the network: graph cut + box ranker" in capsys.readouterr().err
+    assert main([*args, "--stages", "auto"]) == 2
+    assert "no mask stages are registered for the weights" in _error_line(capsys)
+    stages_file.write_text(json.dumps({"ranker": ranker_file.name}))  # a box ranker as ranker
+    assert main([*args, "--stages", str(stages_file)]) == 2
+    assert "is not a mask ranker: it is a 'boxes' ranker" in _error_line(capsys)
+    assert main([*args, "--stages", str(tmp_path / "missing.json")]) == 2
+    assert "is not 'none', 'auto' or a stages file" in _error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "flag", [["--refiner", "none"], ["--graph-cut", "on"], ["--ranker", "auto"], ["--zoom"],
+             ["--box-ranker", "x.safetensors"]],
+)  # fmt: skip
+def test_removed_stage_flags_name_their_replacement(
+    image_path: Path, tmp_path: Path, fake: dict[str, Any], capsys: pytest.CaptureFixture[str],
+    flag: list[str],
+) -> None:  # fmt: skip
+    args = ["segment", str(image_path), "--point", "5,5", "-o", str(tmp_path / "o"), *flag]
+    assert main(args) == 2
+    line = _error_line(capsys)
+    assert f"{flag[0]} was removed in segany 0.2.0" in line and "--stages auto" in line
+    assert fake["loads"] == []  # refused before the model loads
 
 
 # ----------------------------------------------------------------------------- models

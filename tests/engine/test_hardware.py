@@ -15,7 +15,7 @@ import segany.engine.modes as modes
 import segany.train.loop as loop
 from segany.models import build_sam
 from segany.train import train
-from tests.test_loading import TINY
+from tests.helpers import TINY
 from tests.train.test_train import FAST
 
 

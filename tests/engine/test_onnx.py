@@ -123,9 +123,7 @@ def test_point_format_decoder_equals_prompt_encoder_path(exported) -> None:
 def test_predictor_on_the_onnx_backend(exported) -> None:
     model, out = exported
     image = _scene()
-    reference = segany.Predictor(
-        model, refiner=None, graph_cut=None
-    )  # the export holds the SAM part
+    reference = segany.Predictor(model)
     backend = segany.Predictor(OnnxSam(out))
     reference.set_image(image)
     backend.set_image(image)

@@ -10,8 +10,7 @@ import segany
 from segany.engine import apply_mode, decode_shared, modes, predict_masks_shared
 from segany.models import build_sam
 from segany.registry import get_spec
-from tests.helpers import randomize_state_dict
-from tests.test_loading import TINY
+from tests.helpers import TINY, randomize_state_dict
 
 
 def _model(name: str | None) -> torch.nn.Module:
@@ -147,9 +146,7 @@ def test_fast_mode_primes_the_first_click_at_set_image(monkeypatch) -> None:
     for projection in projections:
         projection.register_forward_hook(lambda m, i, o: image_rows.append(i[0].shape[-2]))
     image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
-    predictors = [
-        segany.Predictor(m, refiner=None, graph_cut=None, zoom=None) for m in (exact, fast)
-    ]
+    predictors = [segany.Predictor(m) for m in (exact, fast)]
     for predictor in predictors:
         predictor.set_image(image)
     tokens = int(np.prod(fast.prompt_encoder.image_embedding_size))

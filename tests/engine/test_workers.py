@@ -13,13 +13,13 @@ import torch
 import segany
 from segany.cli.main import main
 from segany.data.scenes import EVAL_BASE_SEED, Scene, SceneConfig, SceneDataset
-from segany.engine.workers import map_scenes
 from segany.eval import evaluate_promptable
 from segany.eval.promptable import promptable_rows, scene_rng
+from segany.eval.workers import map_scenes
 from segany.models import build_sam
-from segany.models.graph_cut import GraphCut
-from segany.train.ranker import collect_ranking_examples
-from tests.test_loading import TINY
+from segany.refine.graph_cut import GraphCut
+from segany.refine.train_ranker import collect_ranking_examples
+from tests.helpers import TINY
 
 SMALL = SceneConfig(size=(64, 80), min_objects=2, max_objects=3)
 SCENES = SceneDataset(3, EVAL_BASE_SEED, SMALL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,11 +19,12 @@ from segany.data.scenes import SceneConfig, generate_scene
 from segany.eval import evaluate_promptable, summarize
 from segany.eval.promptable import box_fill, box_masks_of, iou, prompt_boxes
 from segany.models import build_sam
-from segany.models.graph_cut import GraphCut
-from segany.models.ranker import MaskRanker, RankerConfig
+from segany.refine import StagedPredictor, Stages
+from segany.refine.graph_cut import GraphCut
+from segany.refine.ranker import MaskRanker, RankerConfig
 from segany.session import ClickSession
 from segany.weights import save_state_dict_file
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 
 def test_iou_and_box_fill() -> None:
@@ -80,18 +82,18 @@ def test_corrective_click_corrects_the_larger_error() -> None:
 
 
 class _Recording(segany.Predictor):
-    """A predictor that notes whether each point prompt with mask input (``calls``) and
-    each box prompt (``box_calls``) asked for 3 masks."""
+    """A predictor that notes whether each decoding of points with mask input (``calls``)
+    and of boxes (``box_calls``) asked for 3 masks."""
 
     calls: list[bool]
     box_calls: list[bool]
 
-    def predict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if kwargs.get("mask_input") is not None:
-            self.calls.append(kwargs["multimask"])
-        if kwargs.get("box") is not None:
-            self.box_calls.append(kwargs["multimask"])
-        return super().predict(*args, **kwargs)
+    def predict_low_res(self, coords, labels, boxes=None, mask_input=None, multimask=True):  # type: ignore[no-untyped-def]
+        if mask_input is not None:
+            self.calls.append(multimask)
+        if boxes is not None:
+            self.box_calls.append(multimask)
+        return super().predict_low_res(coords, labels, boxes, mask_input, multimask)
 
 
 @pytest.mark.parametrize("click_masks", [1, 3])
@@ -111,7 +113,7 @@ def test_corrective_clicks_follow_a_click_session(merge: bool) -> None:
     """Corrective clicks go through a ClickSession: merged into the previous mask, or
     (``merge=False``) the predictor's best-scored answer with the previous logits."""
     torch.manual_seed(0)
-    predictor = segany.Predictor(build_sam(TINY), refiner=None, graph_cut=None)
+    predictor = segany.Predictor(build_sam(TINY))
     scene = generate_scene(5, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
     rows = evaluate_promptable(predictor, [scene], clicks=2, merge=merge)
     for row, truth in zip(rows, scene.masks, strict=True):
@@ -142,18 +144,19 @@ def test_boxes_answer_with_three_masks_when_a_box_ranker_ranks_them() -> None:
     model = build_sam(TINY)
     scene = generate_scene(5, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
     ranker = MaskRanker(RankerConfig(hidden=4, kind="boxes"))
-    for kwargs, asked, expected in [
-        ({}, None, {False}),  # random weights: no box ranker registered
-        ({"graph_cut": GraphCut(), "box_ranker": ranker}, None, {True}),
-        ({"graph_cut": None, "box_ranker": ranker}, None, {False}),  # nothing to rank
-        ({"graph_cut": GraphCut(), "box_ranker": ranker}, 1, {False}),
-        ({}, 3, {True}),
+    for stages, asked, expected in [
+        (None, None, {False}),  # the network alone
+        (Stages(graph_cut=GraphCut(), box_ranker=ranker), None, {True}),
+        (Stages(box_ranker=ranker), None, {False}),  # no cut: nothing to rank
+        (Stages(graph_cut=GraphCut(), box_ranker=ranker), 1, {False}),
+        (None, 3, {True}),
     ]:
-        predictor = _Recording(model, refiner=None, **kwargs)
-        predictor.calls, predictor.box_calls = [], []
+        recording = _Recording(model)
+        recording.calls, recording.box_calls = [], []
+        predictor: Any = recording if stages is None else StagedPredictor(recording, stages)
         assert box_masks_of(predictor, asked) == (3 if expected == {True} else 1)
         rows = evaluate_promptable(predictor, [scene], clicks=0, box_masks=asked)
-        assert set(predictor.box_calls) == expected and len(predictor.box_calls) == 2
+        assert set(recording.box_calls) == expected and len(recording.box_calls) >= 2
         assert all(0.0 <= row["box"] <= 1.0 for row in rows)
     with pytest.raises(ValueError, match="box_masks must be 1 or 3"):
         evaluate_promptable(predictor, [scene], clicks=0, box_masks=2)
@@ -162,7 +165,7 @@ def test_boxes_answer_with_three_masks_when_a_box_ranker_ranks_them() -> None:
 def test_three_box_masks_keep_the_best_scored() -> None:
     """With 3 masks per box the row's IoU is that of the mask the predictor scores best."""
     torch.manual_seed(0)
-    predictor = segany.Predictor(build_sam(TINY), refiner=None, graph_cut=None)
+    predictor = segany.Predictor(build_sam(TINY))
     scene = generate_scene(7, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
     rows = evaluate_promptable(predictor, [scene], clicks=0, box_masks=3)
     boxes, _ = prompt_boxes(scene, np.random.default_rng(0))
@@ -198,8 +201,9 @@ def test_evaluate_and_summarize() -> None:
         (["--clicks", "-1"], "--clicks: must be at least 0"),
         (["--click-masks", "2"], "--click-masks: invalid choice"),
         (["--box-masks", "2"], "--box-masks: invalid choice"),
-        (["--box-ranker", "/no/such.safetensors"], "--box-ranker: /no/such.safetensors is not"),
-        (["--box-ranker", "none", "proposals"], "--box-ranker is an option of the promptable"),
+        (["--stages", "/no/such.json"], "--stages: /no/such.json is not 'none', 'auto' or a"),
+        (["--box-ranker", "none"], "--box-ranker was removed in segany 0.2.0"),
+        (["--stages", "auto", "proposals"], "--stages is an option of the promptable"),
         (["--box-masks", "3", "proposals"], "--box-masks is an option of the promptable"),
         (["--scenes", "many"], "expected a whole number"),
         (["--model", "nope"], "unknown model 'nope'"),
@@ -233,7 +237,8 @@ def test_cli_writes_table_and_json(tmp_path: Path, capsys, monkeypatch) -> None:
     table = written["table"]
     assert set(table) == {"all", "small", "medium", "large"}
     assert 0.0 <= table["all"]["box"] <= 1.0 and table["all"]["objects"] > 0
-    assert written["box_masks"] == 1 and written["box_ranker"] is False  # none registered
+    assert written["box_masks"] == 1 and written["stages"] == []  # the network alone
+    assert "mask stages: none" in printed
     assert written["merge"] is True
     assert main([*argv, "--json", str(out), "--quiet", "--no-merge"]) == 0
     assert json.loads(out.read_text())["merge"] is False

@@ -408,7 +408,7 @@ def test_cli_refuses_bad_arguments(
     ("argv", "message"),
     [
         (["eval", "--clicks", "2", "proposals"], "--clicks is an option of the promptable"),
-        (["eval", "--graph-cut", "none", "proposals"], "--graph-cut is an option of the"),
+        (["eval", "--stages", "auto", "proposals"], "--stages is an option of the"),
         (["eval", "--model", "sam_vit_b", "proposals", "--checkpoint", "x.pt"], "not allowed"),
     ],
 )

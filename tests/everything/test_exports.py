@@ -27,7 +27,7 @@ from segany.everything.exports import (
     to_coco_rle,
 )
 from segany.models import build_sam
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 H, W = 20, 30
 

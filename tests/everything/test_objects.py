@@ -53,7 +53,7 @@ def test_each_box_gives_the_predictors_single_mask(model: segany.models.Sam, sce
         model, strategy="objects", prompts=_fixed(boxes), masks_per_box=1, **NO_FILTERS
     )
     records = generator.generate(scene.image)
-    predictor = segany.Predictor(model, refiner=None, graph_cut=None)
+    predictor = segany.Predictor(model)
     predictor.set_image(scene.image)
     expected = predictor.predict(box=boxes, multimask=False)
     assert len(records) == len(boxes)
@@ -75,7 +75,7 @@ def test_each_box_gives_the_predictors_three_masks_by_default(
     generator = MaskGenerator(model, strategy="objects", prompts=_fixed(boxes), **NO_FILTERS)
     assert generator.masks_per_box == 3 and generator.box_nms_thresh == 1.0  # no NMS
     records = generator.generate(scene.image)
-    predictor = segany.Predictor(model, refiner=None, graph_cut=None)
+    predictor = segany.Predictor(model)
     predictor.set_image(scene.image)
     expected = predictor.predict(box=boxes, multimask=True)
     assert len(records) == 3 * len(boxes)
@@ -174,7 +174,7 @@ def test_head_boxes_are_in_image_pixels(model: segany.models.Sam) -> None:
         head.prior.fill_(3.0)  # every peak passes
         head.boxes.bias.view(-1, 4)[:, 2:] = 2.0  # boxes of e^2 = 7 cells: they overlap
     image = np.zeros((300, 200, 3), dtype=np.uint8)
-    predictor = segany.Predictor(model, refiner=None, graph_cut=None)
+    predictor = segany.Predictor(model)
     predictor.set_image(image)
     boxes = HeadBoxes(head, conf=0.0, max_boxes=50, nms_thresh=1.0)(image, predictor, None)
     assert boxes.shape == (50, 4)

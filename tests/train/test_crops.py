@@ -13,7 +13,7 @@ from segany.errors import InputError
 from segany.models import build_sam
 from segany.train import TrainConfig
 from segany.train.crops import CROP_FRACTIONS, MIN_CROP_PIXELS, MIN_CROP_SIDE, zoom_crop
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 
 def test_a_crop_is_a_square_window_with_the_visible_instances() -> None:

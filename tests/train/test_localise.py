@@ -6,7 +6,7 @@ import torch
 
 from segany.models import build_sam
 from segany.train.localise import align_attention, localisation_targets, warm_up_decoder
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 
 def test_targets_are_the_prompts_geometry() -> None:

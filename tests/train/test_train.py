@@ -13,7 +13,7 @@ from segany.cli.main import main
 from segany.errors import InputError
 from segany.models import build_sam
 from segany.train import TrainConfig, train
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 FAST = TrainConfig(
     steps=24, images_per_step=2, prompts_per_image=6, clicks=1, warmup_steps=4, lr=2e-3,

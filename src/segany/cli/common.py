@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,101 +65,97 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_mask_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--refiner auto|none|PATH``, ``--graph-cut auto|on|none``, ``--ranker
-    auto|none|PATH``, ``--box-ranker auto|none|PATH`` and ``--zoom auto|on|none|W,W``: the
-    stages after the decoder (see Predictor). "auto" takes what the model's registry entry
-    names for its weights; the other values give the stages to weights of your own."""
-    refiner_argument(parser)
+REMOVED_STAGE_FLAGS = ("--refiner", "--graph-cut", "--ranker", "--box-ranker", "--zoom")
+
+
+class _Removed(argparse.Action):
+    """A flag of segany 0.1 that is gone: using it is an error naming what replaces it."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        raise InputError(
+            f"{option} was removed in segany 0.2.0: the mask stages are opt-in now; pass "
+            "--stages auto (the stages trained with the model's weights) or --stages FILE "
+            "(a stages file, see docs/training.md)"
+        )
+
+
+def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--stages none|auto|FILE`` (read by :func:`stages_from_args`), and the removed
+    per-stage flags of segany 0.1, which now fail with a message naming ``--stages``."""
     parser.add_argument(
-        "--graph-cut",
-        choices=("auto", "on", "none"),
-        default="auto",
-        help="snap masks to colour edges with a graph cut: 'auto' (when the model's "
-        "registry entry asks for it, as the bundled model's does), 'on' or 'none'",
+        "--stages",
+        metavar="none|auto|FILE",
+        default="none",
+        help="mask stages after the network (segany.refine): 'none' (default: the "
+        "network's masks, as the official code gives them), 'auto' (the stages trained "
+        "with the model's weights: the bundled model has them) or a stages file",
     )
-    parser.add_argument(
-        "--ranker",
-        metavar="auto|none|PATH",
-        default="auto",
-        help="score a click's snapped masks with a ranker: 'auto' (the one trained with the "
-        "model's weights, if any), 'none' (the decoder's scores), or a ranker file",
-    )
-    parser.add_argument(
-        "--box-ranker",
-        metavar="auto|none|PATH",
-        default="auto",
-        help="score a box's snapped masks with a ranker trained on boxes: 'auto' (the one "
-        "trained with the model's weights, if any), 'none' (as --ranker), or a ranker file",
-    )
-    parser.add_argument(
-        "--zoom",
-        metavar="auto|on|none|W,W",
-        default="auto",
-        help="answer clicks on zoomed crops around them as well (segany.zoom): 'auto' (when "
-        "the model's registry entry names crops, as the bundled model's does), 'on' (crops "
-        "of 0.5 and 0.2 of the image's side), 'none', or the crops' sides as fractions",
-    )
+    for flag in REMOVED_STAGE_FLAGS:
+        parser.add_argument(flag, action=_Removed, nargs="?", help=argparse.SUPPRESS)
+
+
+def stages_from_args(args: argparse.Namespace, model: Any) -> Any:
+    """The :class:`segany.refine.Stages` that ``--stages`` names for ``model``, or None
+    for 'none'; a value that is no choice nor a file: ``InputError``."""
+    value = args.stages
+    if value == "none":
+        return None
+    from segany import refine
+
+    if value == "auto":
+        return refine.registered_stages(model)
+    if not Path(value).is_file():
+        raise InputError(f"--stages: {value} is not 'none', 'auto' or a stages file")
+    return refine.read_stages_file(value)
+
+
+def staged(predictor: Any, stages: Any) -> Any:
+    """``predictor`` wrapped in ``stages`` (None: as it is)."""
+    if stages is None:
+        return predictor
+    from segany.refine import StagedPredictor
+
+    return StagedPredictor(predictor, stages)
+
+
+def demo_model_note(model: Any) -> None:
+    """One line on stderr when ``model`` is the bundled demo model on a user's images:
+    what it is, and how to get a published one."""
+    if getattr(model, "name", None) == "segany_shapes" and not getattr(model, "is_random", True):
+        print(
+            "segany: note: segany_shapes is the bundled demo model, trained on generated "
+            "shapes; on photos its masks are shapeless. Use a published model, e.g. "
+            "--model mobile_sam (downloaded once, 40 MB) or --model sam_vit_b",
+            file=sys.stderr,
+        )
 
 
 def refiner_argument(parser: argparse.ArgumentParser) -> None:
-    """``--refiner auto|none|PATH`` (read by :func:`refiner_choice`)."""
+    """``--refiner auto|none|PATH`` of a trainer: the refiner a trained stage works after
+    (read by :func:`refiner_choice`)."""
     parser.add_argument(
         "--refiner",
         metavar="auto|none|PATH",
         default="auto",
-        help="mask refiner: 'auto' (the one trained with the model's weights, if any), "
-        "'none' (the decoder's masks, as the official code), or a refiner file",
+        help="the mask refiner the stage works after: 'auto' (the one trained with the "
+        "model's weights, if any), 'none', or a refiner file",
     )
 
 
-def mask_stages(args: argparse.Namespace) -> dict[str, Any]:
-    """``Predictor`` keyword arguments (refiner, graph_cut, rankers, zoom) for the options of
-    :func:`add_mask_stage_arguments`; a value that is no choice nor a file: ``InputError``."""
-    from segany.models.graph_cut import GraphCut
-    from segany.refiners import load_box_ranker, load_ranker
+def refiner_choice(args: argparse.Namespace, model: Any) -> Any:
+    """The refiner ``--refiner`` names for ``model``: the registered one (None when the
+    model's weights have none), None, or the file's."""
+    from segany.refine import get_stage_spec, load_refiner
 
-    graph_cut = {"auto": "auto", "on": GraphCut(), "none": None}[args.graph_cut]
-    return {
-        "refiner": refiner_choice(args),
-        "graph_cut": graph_cut,
-        "ranker": _stage_file(args.ranker, "--ranker", load_ranker),
-        "box_ranker": _stage_file(args.box_ranker, "--box-ranker", load_box_ranker),
-        "zoom": _zoom(args.zoom),
-    }
-
-
-def refiner_choice(args: argparse.Namespace) -> Any:
-    """``Predictor``'s ``refiner`` for ``--refiner``: "auto", None or the file's refiner."""
-    from segany.refiners import load_refiner
-
-    return _stage_file(args.refiner, "--refiner", load_refiner)
-
-
-def _stage_file(value: str, flag: str, load: Callable[..., Any]) -> Any:
-    """ "auto", None for "none", else the stage ``load`` reads from the file ``value``."""
-    if value in ("auto", "none"):
-        return None if value == "none" else "auto"
-    path = Path(value)
-    if not path.is_file():
-        raise InputError(f"{flag}: {value} is not 'auto', 'none' or a file")
-    return load(path=path)
-
-
-def _zoom(value: str) -> Any:
-    """``Predictor``'s ``zoom`` for ``--zoom auto|on|none|W,W``."""
-    from segany.zoom import ClickZoom
-
-    if value in ("auto", "none"):
-        return None if value == "none" else "auto"
-    if value == "on":
-        return ClickZoom()
-    try:
-        return ClickZoom(windows=tuple(float(w) for w in value.split(",")))
-    except ValueError:
-        raise InputError(
-            f"--zoom: expected auto, on, none or fractions in (0, 1) such as 0.5,0.2; got {value!r}"
-        ) from None
+    value = args.refiner
+    if value == "none":
+        return None
+    if value == "auto":
+        spec = get_stage_spec(model)
+        return load_refiner(spec.model) if spec is not None and spec.refiner else None
+    if not Path(value).is_file():
+        raise InputError(f"--refiner: {value} is not 'auto', 'none' or a file")
+    return load_refiner(path=value)
 
 
 def output_file(out: Path, name: str, overwrite: bool) -> Path:

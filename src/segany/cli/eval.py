@@ -14,10 +14,11 @@ from typing import Any
 
 from segany.cli import eval_proposals
 from segany.cli.common import (
-    add_mask_stage_arguments,
-    mask_stages,
+    add_stage_arguments,
     non_negative_int,
     positive_int,
+    staged,
+    stages_from_args,
 )
 
 __all__ = ["format_table", "register", "run"]
@@ -55,15 +56,15 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--box-masks", choices=("auto", "1", "3"), default="auto",
-        help="masks answering each box, the best by score kept: 'auto' (3 when the model "
-        "has a box ranker, else 1)",
+        help="masks answering each box, the best by score kept: 'auto' (3 when a box "
+        "ranker of --stages picks among them, else 1)",
     )  # fmt: skip
     parser.add_argument("--seed", type=non_negative_int, default=0, help="prompt-noise seed")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--mode", choices=("exact", "fast"), default="exact", help="execution mode (exact)"
     )
-    add_mask_stage_arguments(parser)
+    add_stage_arguments(parser)
     parser.add_argument(
         "--jobs", type=positive_int, default=1,
         help="worker processes sharing the scenes, each with cores / N threads (1); the "
@@ -91,10 +92,10 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table (and write JSON when asked)."""
     from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
-    from segany.engine.workers import map_scenes
     from segany.errors import InputError
     from segany.eval import summarize
     from segany.eval.promptable import box_masks_of, promptable_rows
+    from segany.eval.workers import map_scenes
 
     if args.json is not None and not args.json.parent.is_dir():
         raise InputError(f"--json: folder {args.json.parent} does not exist")
@@ -109,25 +110,18 @@ def run(args: argparse.Namespace) -> int:
     per_scene = map_scenes(build, work, scenes, args.jobs, not args.quiet)
     rows = [row for rows in per_scene for row in rows]
     table = summarize(rows)
-    used: dict[str, object] = {"refiner": predictor.refiner, "graph cut": predictor.graph_cut}
-    if predictor.graph_cut is not None:
-        used |= {"ranker": predictor.ranker, "box ranker": predictor.box_ranker}
-    used["zoom"] = predictor.zoom
-    after = " + ".join(name for name, stage in used.items() if stage is not None) or "decoder only"
+    stages = getattr(predictor, "stages", None)
+    after = stages.describe() if stages is not None else "none"
     scenes, objects = args.scenes, len(rows)
-    print(f"model {model.name} ({after}): {scenes} held-out scenes, {objects} objects")
+    print(f"model {model.name}, mask stages: {after}; {scenes} held-out scenes, {objects} objects")
     print(format_table(table))
     if args.json is not None:
         args.json.write_text(
             json.dumps(
                 {
                     "model": model.name,
-                    "refiner": predictor.refiner is not None,
-                    "graph_cut": predictor.graph_cut is not None,
-                    "ranker": predictor.graph_cut is not None and predictor.ranker is not None,
-                    "box_ranker": predictor.graph_cut is not None
-                    and predictor.box_ranker is not None,
-                    "zoom": list(predictor.zoom.windows) if predictor.zoom is not None else None,
+                    "stages": list(stages.names) if stages is not None else [],
+                    "zoom": list(stages.zoom.windows) if stages and stages.zoom else None,
                     "click_masks": args.click_masks,
                     "merge": args.merge,
                     "box_masks": box_masks,
@@ -140,10 +134,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def predictor_from_args(args: argparse.Namespace) -> Any:
-    """The ``Predictor`` the options ask for (in this process, and in each ``--jobs``
-    worker)."""
+    """The predictor the options ask for, with its ``--stages`` (in this process, and in
+    each ``--jobs`` worker)."""
     import segany
 
-    stages = mask_stages(args)
     model = segany.load_model(args.model, checkpoint=args.checkpoint, mode=args.mode)
-    return segany.Predictor(model, cache_size=0, **stages)
+    return staged(segany.Predictor(model, cache_size=0), stages_from_args(args, model))

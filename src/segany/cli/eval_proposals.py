@@ -63,11 +63,7 @@ def register(eval_parser: argparse.ArgumentParser) -> None:
         "click_masks",
         "box_masks",
         "seed",
-        "refiner",
-        "graph_cut",
-        "ranker",
-        "box_ranker",
-        "zoom",
+        "stages",
     )
     promptable_only = {name: eval_parser.get_default(name) for name in promptable}
     evaluations = eval_parser.add_subparsers(

@@ -24,9 +24,11 @@ import numpy as np
 
 import segany
 from segany.cli.common import (
-    add_mask_stage_arguments,
     add_model_arguments,
-    mask_stages,
+    add_stage_arguments,
+    demo_model_note,
+    staged,
+    stages_from_args,
 )
 from segany.data.images import load_image
 from segany.errors import CheckpointError, InputError
@@ -77,7 +79,7 @@ def register(commands: Any) -> None:
         help="box prompt, corners in pixels; repeatable",
     )
     add_model_arguments(parser)
-    add_mask_stage_arguments(parser)
+    add_stage_arguments(parser)
     parser.add_argument(
         "--single-mask",
         action="store_true",
@@ -160,7 +162,6 @@ def run(args: argparse.Namespace) -> int:
         what = "is a directory" if checkpoint.is_dir() else "does not exist"
         raise CheckpointError(f"Checkpoint file '{checkpoint}' {what}.")
 
-    stages = mask_stages(args)
     image = load_image(args.image)  # fail on a bad image before the slow model load
     model = segany.load_model(name=args.model, checkpoint=checkpoint, mode=args.mode)
     if getattr(model, "is_random", False):
@@ -169,7 +170,11 @@ def run(args: argparse.Namespace) -> int:
             "masks will be meaningless",
             file=sys.stderr,
         )
-    predictor = segany.Predictor(model, **stages)
+    demo_model_note(model)
+    stages = stages_from_args(args, model)
+    if stages is not None:
+        print(f"segany: mask stages after the network: {stages.describe()}", file=sys.stderr)
+    predictor = staged(segany.Predictor(model), stages)
     predictor.set_image(image)
     results = _predict(predictor, points, labels, boxes, multimask=not args.single_mask)
 
@@ -191,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         "width": int(image.shape[1]),
         "height": int(image.shape[0]),
         "model": _model_label(model, args.model, checkpoint),
+        "stages": list(stages.names) if stages is not None else [],
         "prompts": {"points": [list(p) for p in points], "labels": labels, "boxes": boxes},
         "masks": [_describe(item) for item in results],
     }

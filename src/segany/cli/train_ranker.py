@@ -5,12 +5,11 @@ a refiner file, for weights of your own) stay frozen; on generated training scen
 object gets a random click and a centre click followed by corrective clicks (``--prompts
 clicks``), or its tight box and a noisy one (``--prompts boxes``; ``--prompts box_cut``:
 the second of a box's 3 masks replaced by the box's own cut); each prompt's 3 masks are
-snapped by the graph cut, and the ranker (segany.models.ranker) learns the IoU of each
-snapped mask. Writes ``OUT/ranker.safetensors`` (clicks; use it as ``--ranker PATH`` in
-'segany eval' and 'segany segment', or ``Predictor(model,
-ranker=segany.load_ranker(path=...))``) or ``OUT/box_ranker.safetensors`` (boxes,
-box_cut; ``--box-ranker PATH``, or ``Predictor(model, box_ranker=...)``),
-``OUT/log.jsonl`` and ``OUT/summary.json`` (held-out mIoU with and without it).
+snapped by the graph cut, and the ranker (segany.refine.ranker) learns the IoU of each
+snapped mask. Writes ``OUT/ranker.safetensors`` (clicks) or ``OUT/box_ranker.safetensors``
+(boxes, box_cut), ``OUT/log.jsonl`` and ``OUT/summary.json`` (held-out mIoU with and
+without it). Name the file in a stages file (``--stages FILE`` of 'segany eval' and
+'segany segment'), or pass ``segany.refine.read_ranker(path)`` to ``Stages``.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ BOX_RANKER_FILE = "box_ranker.safetensors"
 
 def register(commands: Any) -> None:
     """Add ``ranker`` under ``segany train``."""
-    from segany.train.ranker import PROMPT_KINDS, RankerTrainConfig
+    from segany.refine.train_ranker import PROMPT_KINDS, RankerTrainConfig
 
     defaults = RankerTrainConfig()
     parser = commands.add_parser(
@@ -83,8 +82,8 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Collect, fit, save, score on held-out scenes with and without the ranker; print JSON."""
     import segany
-    from segany.models.graph_cut import GraphCut
-    from segany.train.ranker import RankerTrainConfig, train_ranker
+    from segany.refine import GraphCut, StagedPredictor, Stages
+    from segany.refine.train_ranker import RankerTrainConfig, train_ranker
     from segany.weights import save_state_dict_file
 
     out: Path = args.out
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     boxes = config.prompts != "clicks"
     target = output_file(out, BOX_RANKER_FILE if boxes else RANKER_FILE, args.overwrite)
     collector = _collector(args)
-    model, refiner = collector.model, collector.refiner
+    model, refiner = collector.model, collector.stages.refiner
     out.mkdir(parents=True, exist_ok=True)
     graph_cut = GraphCut()
     build = functools.partial(_collector, args)
@@ -106,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     keys = ("box", "noisy_box") if boxes else ("centre", "random", "clicks_3")
 
     def predictor_with(chosen: Any) -> Any:
-        kwargs = {stage: chosen, "zoom": None}  # (rankers are trained on the whole image)
-        return segany.Predictor(model, cache_size=0, refiner=refiner, graph_cut=graph_cut, **kwargs)
+        stages = Stages(refiner=refiner, graph_cut=graph_cut, **{stage: chosen})  # no zoom
+        return StagedPredictor(segany.Predictor(model, cache_size=0), stages)
 
     held_out_summary(out, summary, stage, predictor_with, ranker, args.eval_scenes, keys)
     return 0
@@ -118,9 +117,8 @@ def _collector(args: argparse.Namespace) -> Any:
     no graph cut (applied by the collection itself), ranker or zoom (in this process, and
     in each ``--jobs`` worker)."""
     import segany
+    from segany.refine import StagedPredictor, Stages
 
-    refiner = refiner_choice(args)
     model = segany.load_model(args.model, checkpoint=args.checkpoint)
-    return segany.Predictor(
-        model, cache_size=0, refiner=refiner, graph_cut=None, ranker=None, zoom=None
-    )
+    refiner = refiner_choice(args, model)
+    return StagedPredictor(segany.Predictor(model, cache_size=0), Stages(refiner=refiner))

@@ -1,9 +1,9 @@
 """``segany train refiner``: train the colour-model mask refiner for a model's weights.
 
-The model stays frozen; the refiner (segany.models.refiner) learns to correct its masks
+The model stays frozen; the refiner (segany.refine.refiner) learns to correct its masks
 from the pixels on fresh generated scenes with box and click prompts. Writes
-``OUT/refiner.safetensors`` (use it as ``--refiner PATH`` in 'segany eval' and 'segany
-segment', or ``Predictor(model, refiner=segany.load_refiner(path=...))``),
+``OUT/refiner.safetensors`` (name it in a stages file for ``--stages FILE`` of 'segany
+eval' and 'segany segment', or pass ``segany.refine.load_refiner(path=...)`` to ``Stages``),
 ``OUT/log.jsonl`` and ``OUT/summary.json`` (held-out mIoU with and without it).
 """
 
@@ -32,7 +32,7 @@ REFINER_FILE = "refiner.safetensors"
 
 def register(commands: Any) -> None:
     """Add ``refiner`` under ``segany train``."""
-    from segany.train.refiner import RefinerTrainConfig
+    from segany.refine.train_refiner import RefinerTrainConfig
 
     defaults = RefinerTrainConfig()
     parser = commands.add_parser(
@@ -62,8 +62,8 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train, save, score on held-out scenes with and without the refiner; print JSON."""
     import segany
-    from segany.refiners import load_refiner
-    from segany.train.refiner import RefinerTrainConfig, train_refiner
+    from segany.refine import StagedPredictor, Stages, load_refiner
+    from segany.refine.train_refiner import RefinerTrainConfig, train_refiner
     from segany.weights import save_state_dict_file
 
     out: Path = args.out
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     summary |= config.to_dict()
     held_out_summary(
         out, summary, "refiner",
-        lambda chosen: segany.Predictor(model, cache_size=0, refiner=chosen),
+        lambda chosen: StagedPredictor(segany.Predictor(model, cache_size=0), Stages(chosen)),
         refiner, args.eval_scenes, ("box", "centre", "clicks_3"),
     )  # fmt: skip
     return 0

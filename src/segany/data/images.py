@@ -89,12 +89,29 @@ def load_image(source: ImageSource, *, max_pixels: int | None = MAX_IMAGE_PIXELS
     Raises:
         InputError: The file is missing, a directory, empty, not an image, truncated or
             otherwise undecodable; the image has zero size or more than ``max_pixels``
-            pixels; or the array has the wrong dtype or shape.
+            pixels; the array has the wrong dtype or shape; a Pillow image cannot be
+            decoded (e.g. opened from a truncated file, or closed); or ``max_pixels`` is not
+            a positive int or None.
     """
+    if max_pixels is not None and (
+        isinstance(max_pixels, bool)
+        or not isinstance(max_pixels, int | np.integer)
+        or max_pixels < 1
+    ):
+        raise InputError(f"max_pixels must be a positive int or None, got {max_pixels!r}.")
     if isinstance(source, np.ndarray):
-        return _from_array(source)
+        return _from_array(np.asarray(source))  # subclasses (np.matrix) as plain arrays
     if isinstance(source, Image.Image):
-        return _from_pil(source, "the given Pillow image", max_pixels)
+        try:
+            return _from_pil(source, "given Pillow image", max_pixels)
+        except InputError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+            # e.g. Image.open() of a truncated file, or an image that was closed
+            raise InputError(
+                "The given Pillow image cannot be decoded (truncated, corrupt or closed): "
+                f"{_reason(exc)}."
+            ) from exc
     if isinstance(source, str | Path):
         return _from_file(Path(source), max_pixels)
     raise InputError(
@@ -105,11 +122,12 @@ def load_image(source: ImageSource, *, max_pixels: int | None = MAX_IMAGE_PIXELS
 
 def _from_file(path: Path, max_pixels: int | None) -> np.ndarray:
     """Open, check and decode the image file at ``path`` into ``HxWx3`` ``uint8``."""
-    if not path.exists():
-        raise InputError(f"Image file '{path}' does not exist.")
-    if path.is_dir():
-        raise InputError(f"Image path '{path}' is a directory, not an image file.")
     try:
+        # exists() itself raises for some paths, e.g. OSError "File name too long"
+        if not path.exists():
+            raise InputError(f"Image file '{path}' does not exist.")
+        if path.is_dir():
+            raise InputError(f"Image path '{path}' is a directory, not an image file.")
         size = path.stat().st_size
     except OSError as exc:
         raise InputError(f"Cannot read image file '{path}': {_reason(exc)}.") from exc

@@ -27,9 +27,10 @@ dropped as a duplicate, and its sub-parts are re-parented to the nearest kept an
 part of a dropped object is itself smaller than ``min_area`` and dropped too.
 
 Generation cost grows with the objects' sizes more than with the image's (each shape is
-rasterised and textured in its clipped bounding box only, and no BLAS call is made): with
-the default config, about 5.5 ms of CPU time per 256x256 scene and 15 ms per 512x512
-scene on one core (``test_generation_time`` in ``tests/data/test_scenes.py`` prints it).
+rasterised and textured in its clipped bounding box only, and no BLAS call is made), so
+scenes are cheap enough to draw on the fly during training (``test_generation_time`` in
+``tests/data/test_scenes.py`` prints the cost; docs/training.md, 'The scenes it learns
+from').
 """
 
 from __future__ import annotations

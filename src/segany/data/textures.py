@@ -119,7 +119,8 @@ def render_texture(
         noise = value_noise(rng, height, width, scale=rng.uniform(6, 30))
         pattern = pattern * np.float32(1 - mottle) + noise * np.float32(mottle)
     # Map the pattern through a 256-entry RGBA lookup table, packed as uint32 so the lookup
-    # is a single take() of 4-byte items: about 10x faster than float colour arithmetic.
+    # is a single take() of 4-byte items, much faster than float colour arithmetic
+    # (docs/training.md, 'The scenes it learns from').
     levels = np.linspace(0, 1, 256, dtype=np.float32)[:, None]
     table = np.zeros((256, 4), dtype=np.uint8)
     table[:, :3] = np.clip(colour_a + levels * (colour_b - colour_a) + 0.5, 0, 255)

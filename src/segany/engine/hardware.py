@@ -1,9 +1,9 @@
 """What this CPU computes natively: bf16 pays off only with AVX-512 BF16 or AMX.
 
-Without them PyTorch emulates bf16 arithmetic, which is several times slower than fp32:
-on a 2-core AVX2 machine (2026-12-06) a training step of the bundled model took 43.7 s
-under bf16 autocast against 6.6 s in fp32. Training (``TrainConfig.bf16``) and the
-``fast`` mode therefore ask :func:`native_bf16` first.
+Without them PyTorch emulates bf16 arithmetic, which is several times slower than fp32
+(a training step as well as inference; docs/training.md, 'bf16 only where the CPU has
+it'). Training (``TrainConfig.bf16``) and the ``fast`` mode therefore ask
+:func:`native_bf16` first.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ def image_tokens(
     if dense.shape[0] > 1 and dense.stride(0) == 0:
         dense = dense[:1]  # the no-mask embedding, the same for every prompt
     # Token-major and contiguous: every image-sized add and norm below then runs on dense
-    # rows (on channel-major views they were 2-5x slower and made LayerNorm copy first).
+    # rows (on channel-major views they are several times slower and LayerNorm copies
+    # first; docs/benchmarks.md, 'The shared decoder, made faster').
     shared = dense.shape[0] == 1 and dense.stride(-1) == 0 and dense.stride(-2) == 0
     if shared:
         # the no-mask embedding: one C-vector broadcast over the grid, compared by value

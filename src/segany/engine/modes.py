@@ -16,10 +16,10 @@ and always hand back fp32, so callers never see the difference.
   Every prompt, even a single one, is decoded on the shared path with the image-side work
   remembered per image. The mask decoder holds bf16 weights if bf16 is native and it is
   at least :data:`BF16_DECODER_MIN_DIM` wide (SAM's and MobileSAM's, 256: bf16 decodes
-  them 2x faster). A narrower decoder, like the bundled model's, stays fp32: there bf16
-  made the two-way transformer slower (0.68x) and its rounding reordered SegEvery's
-  near-tied masks (docs/benchmarks.md). The prompt encoder (its Fourier features need
-  fp32 to place points precisely) stays fp32.
+  them markedly faster). A narrower decoder, like the bundled model's, stays fp32: there
+  bf16 made the two-way transformer slower and its rounding reordered SegEvery's near-tied
+  masks (docs/benchmarks.md, 'Quality of "fast" on the bundled model'). The prompt
+  encoder (its Fourier features need fp32 to place points precisely) stays fp32.
 """
 
 from __future__ import annotations
@@ -83,10 +83,10 @@ class Runtime(Protocol):
 
 
 MODES = ("exact", "fast")
-#: Narrowest mask decoder (transformer width) that "fast" runs in bf16 (measured 2026-12-03,
-#: 8 prompts, shared image: 256 wide bf16 2.08x faster than fp32 without masks upscaled and
-#: 1.94x with; 128 wide 0.68x and 2.67x, and SegEvery on the bundled model 92.8 % of exact
-#: masks matched in bf16 against 98.6 % in fp32).
+#: Narrowest mask decoder (transformer width) that "fast" runs in bf16: a 256-wide decoder
+#: decodes much faster in bf16 than in fp32; a 128-wide one runs its two-way transformer
+#: slower in bf16, and SegEvery on the bundled model then matches fewer of the exact masks
+#: (docs/benchmarks.md, 'Quality of "fast" on the bundled model').
 BF16_DECODER_MIN_DIM = 256
 
 

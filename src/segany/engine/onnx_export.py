@@ -63,7 +63,7 @@ class OnnxDecoder(nn.Module):
         embedding = torch.where(kinds == -1, torch.zeros_like(embedding), embedding)
         embedding = embedding + (kinds == -1).float() * encoder.not_a_point_embed.weight
         for label in range(encoder.num_point_embeddings):
-            weight = encoder._point_embed(label)
+            weight = encoder.point_embed(label)
             embedding = embedding + (kinds == label).float() * weight
         return embedding
 

@@ -1,9 +1,10 @@
 """The fast mode's image encoder on OpenVINO (bf16 where the CPU has AVX-512 BF16 or AMX).
 
 OpenVINO compiles the whole encoder graph with fused kernels, which beats PyTorch's
-eager bf16 by 1.5-2x on our CPUs (docs/benchmarks.md). The encoder is converted from the
-PyTorch module once per set of weights and the converted model is kept in the cache
-(``$SEGANY_CACHE/openvino/<hash>.xml``), so later loads skip the conversion.
+eager bf16 on our CPUs (docs/benchmarks.md, 'Variants tried for the encoder'). The
+encoder is converted from the PyTorch module once per set of weights and the converted
+model is kept in the cache (``$SEGANY_CACHE/openvino/<hash>.xml``), so later loads skip
+the conversion.
 
 OpenVINO is optional (``pip install openvino``); without it the fast mode runs the
 encoder in PyTorch bf16.

@@ -16,11 +16,11 @@ the image-sized work is shared or reduced to the few prompt tokens:
 
 With ``C``-wide image tokens, ``Ci = C / 2`` inner width, ``h`` heads and ``N`` prompt tokens
 (7 for a point), the image-sized cost of one attention falls from ``C·Ci`` to ``h·N·C`` per
-image token (about 2.3x fewer operations for SAM's decoder), and no per-prompt copy of the
-embedding is made before the first block changes it. The upscaling path runs on token-major
-image tokens (:mod:`.upscaling`); image-side work repeated by every prompt batch on one image
-is remembered (:mod:`.image_side`). Everything else (token self-attention, MLPs, norms and the
-heads) runs the decoder's own modules.
+image token (``Ci / (h·N) = 128 / 56`` times fewer operations for SAM's decoder), and no
+per-prompt copy of the embedding is made before the first block changes it. The upscaling
+path runs on token-major image tokens (:mod:`.upscaling`); image-side work repeated by every
+prompt batch on one image is remembered (:mod:`.image_side`). Everything else (token
+self-attention, MLPs, norms and the heads) runs the decoder's own modules.
 """
 
 from __future__ import annotations
@@ -126,8 +126,9 @@ def image_to_token(
     v = attn.v_proj(values).reshape(batch, count, heads, head_dim)
     # Logits are laid out prompt-token-major (.. x N x HW): the softmax over a prompt's N
     # tokens then runs along a non-last axis with the HW image tokens innermost, which
-    # vectorises (a softmax over a last axis of N = 7 does not: 12x slower on a CPU), and
-    # no image-sized tensor is transposed or copied.
+    # vectorises (a softmax over a last axis of N = 7 does not, and is much slower on a CPU;
+    # docs/benchmarks.md, 'The shared decoder, made faster'), and no image-sized tensor is
+    # transposed or copied.
     if groups == 1 and (shared or batch * count * heads >= attn.internal_dim):
         # Image tokens shared by every prompt (the first block): their query projection
         # is made once per image and kept; each prompt then costs h*N*d per image token.

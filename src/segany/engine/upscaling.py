@@ -26,7 +26,8 @@ def mask_logits_tokens(
     norm over the last axis, and the hypernetwork product runs on the sub-pixel layout;
     only the final M masks are shuffled into place. The same function (equal up to
     rounding) without the channel-major layout changes and the slow channel-axis norm of
-    the module path (about 4x faster on a CPU in bf16).
+    the module path (faster on a CPU; docs/benchmarks.md, 'The shared decoder, made
+    faster').
 
     Arguments:
       hs: BxNxC output tokens (IoU token, then the mask tokens). keys: Bx(H*W)xC image

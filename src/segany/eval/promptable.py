@@ -28,8 +28,7 @@ import numpy as np
 from ..data.masks import binary_iou as iou
 from ..data.masks import box_fill, corrective_click, interior_point
 from ..data.scenes import Scene
-from ..predictor import Predictor
-from ..session import ClickSession
+from ..session import ClickSession, Prompter
 
 PROMPT_TYPES = ("centre", "centre_oracle", "random", "box", "noisy_box", "box_fill")
 SIZE_BINS = (("small", 0, 32**2), ("medium", 32**2, 96**2), ("large", 96**2, float("inf")))
@@ -54,20 +53,20 @@ def prompt_boxes(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np
     return boxes, np.stack([noisy_box(b, shape, rng) for b in boxes])
 
 
-def box_masks_of(predictor: Predictor, box_masks: int | None = None) -> int:
-    """The masks a box is answered with: ``box_masks`` (1 or 3), or when None 3 if
-    ``predictor`` ranks a box's snapped masks with a box ranker, else 1 (SAM's choice:
-    the decoder's own pick of 3 masks is worse than its single mask for a box)."""
+def box_masks_of(predictor: Prompter, box_masks: int | None = None) -> int:
+    """The masks a box is answered with: ``box_masks`` (1 or 3), or when None the
+    predictor's ``preferred_box_masks`` if it has one (a staged predictor whose box
+    ranker picks among a box's snapped masks: 3), else 1 (SAM's choice: the decoder's own
+    pick of 3 masks is worse than its single mask for a box)."""
     if box_masks is None:
-        ranked = getattr(predictor, "box_ranker", None) is not None
-        return 3 if ranked and getattr(predictor, "graph_cut", None) is not None else 1
+        return int(getattr(predictor, "preferred_box_masks", 1))
     if box_masks not in (1, 3):
         raise ValueError(f"box_masks must be 1 or 3, got {box_masks}")
     return box_masks
 
 
 def evaluate_scene(
-    predictor: Predictor,
+    predictor: Prompter,
     scene: Scene,
     clicks: int,
     rng: np.random.Generator,
@@ -117,7 +116,7 @@ def evaluate_scene(
 
 
 def centre_click(
-    predictor: Predictor, gt: np.ndarray, merge: bool = True, multimask: bool = True
+    predictor: Prompter, gt: np.ndarray, merge: bool = True, multimask: bool = True
 ) -> tuple[ClickSession, dict[str, float]]:
     """One click at the most interior pixel of ``gt`` (an HxW bool mask, the image already
     set): the session it opens (its mask the best-scored of the 3 answered; ``merge`` and
@@ -133,7 +132,7 @@ def centre_click(
 
 
 def evaluate_promptable(
-    predictor: Predictor,
+    predictor: Prompter,
     scenes: Iterable[Scene],
     clicks: int = 3,
     seed: int = 0,
@@ -152,10 +151,10 @@ def evaluate_promptable(
 
 
 def promptable_rows(
-    predictor: Predictor, index: int, scene: Scene, **options: Any
+    predictor: Prompter, index: int, scene: Scene, **options: Any
 ) -> list[dict[str, float]]:
     """:func:`evaluate_promptable` of one scene (``options``: its keyword arguments), as
-    :func:`~segany.engine.workers.map_scenes` calls its work (``index`` unused)."""
+    :func:`~segany.eval.workers.map_scenes` calls its work (``index`` unused)."""
     return evaluate_promptable(predictor, [scene], **options)
 
 

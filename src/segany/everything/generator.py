@@ -37,16 +37,9 @@ from segany.models.sam import Sam
 from segany.predictor import Predictor
 
 from .candidates import Candidates, to_record
+from .filtering import filter_decoded
 from .grid import crop_boxes_for_image
-from .masks import (
-    is_box_near_crop_edge,
-    masks_to_boxes,
-    masks_to_rle_counts,
-    nms,
-    stability_score,
-    uncrop_boxes,
-    uncrop_points,
-)
+from .masks import nms, uncrop_boxes, uncrop_points
 from .objects import process_objects
 from .options import STRATEGIES, check_int, point_grids_for
 from .regions import clean_small_regions
@@ -74,12 +67,12 @@ class MaskGenerator:
       stability_score_thresh (float): keep masks whose stability is ``>=`` this (0 disables).
         Default: 0.95 (the official default) for the grid, 0 for ``strategy="objects"``:
         MobileSAMv2 filters box masks by neither, and measured AR agrees
-        (docs/benchmarks.md).
+        (docs/benchmarks.md, 'Object-aware SegEvery (MobileSAMv2) against the grid').
       stability_score_offset (float): shift of the logit cutoff for the stability score.
       box_nms_thresh (float): box IoU above which NMS drops duplicates within a crop (1
         disables). Default: 0.7 (the official default) for the grid, 1 for
         ``strategy="objects"``: the masks of one box share nearly the same box, and
-        dropping them costs recall (docs/benchmarks.md).
+        dropping them costs recall (docs/benchmarks.md, 'Three masks per box, no NMS').
       crop_n_layers (int): crop layers after the whole image; layer i has ``(2^i)^2`` crops.
       crop_nms_thresh (float): box IoU above which NMS drops duplicates between crops
         (masks from smaller crops win).
@@ -93,8 +86,9 @@ class MaskGenerator:
       output_mode (str): ``"binary_mask"`` (HxW bool), ``"uncompressed_rle"`` (counts list)
         or ``"coco_rle"`` (compressed counts string).
       decoder_batch_size (int): keyword-only, not in the official API: prompts per decoder
-        call within a batch. Results do not depend on it; on a CPU small calls are fastest
-        (8 measured best with MobileSAM and the bundled model; 16 and 64 are slower).
+        call within a batch. Results do not depend on it; on a CPU small calls are fastest,
+        and the default was the fastest with MobileSAM and the bundled model
+        (docs/benchmarks.md, 'The shared decoder, made faster').
       chunk_pixels (int): keyword-only, not in the official API: how many mask pixels are
         upsampled at once, counting per mask the model's square input frame (1024^2) and
         the crop; float logits take 4 bytes per pixel of it (64 MiB at the default),
@@ -108,7 +102,8 @@ class MaskGenerator:
         model's registered prompt head), ``"head:PATH"``, ``"yolo:PATH"``, ``"boxes:FILE"``.
       masks_per_box (int): keyword-only, for ``"objects"``: 1 (the single-mask output, as
         MobileSAMv2) or 3 (default: the three multimask outputs of each box, whole / part /
-        sub-part; measured AR@100 0.132 -> 0.171 on 50 held-out scenes, docs/benchmarks.md).
+        sub-part, which finds more objects; docs/benchmarks.md, 'Three masks per box, no
+        NMS').
     """
 
     def __init__(
@@ -137,8 +132,7 @@ class MaskGenerator:
         if isinstance(model, Predictor):
             self.predictor = model
         elif isinstance(model, Sam) or hasattr(model, "decode_prompts"):
-            # SAM's masks, for speed (no refiner or graph cut over hundreds of prompts)
-            self.predictor = Predictor(model, refiner=None, graph_cut=None, zoom=None)
+            self.predictor = Predictor(model)
         else:
             raise InputError(f"MaskGenerator needs a segany Sam or Predictor; got {type(model)}")
         check_int("points_per_batch", points_per_batch, 1)
@@ -282,33 +276,7 @@ class MaskGenerator:
         masks.
         """
         low_res, chosen, iou_preds = self._decode(points)
-        return self._filter_all(low_res, chosen, iou_preds, points, crop_box, size)
-
-    def _filter_all(
-        self,
-        low_res: torch.Tensor,
-        chosen: torch.Tensor,
-        iou_preds: torch.Tensor,
-        prompts: np.ndarray,
-        crop_box: list[int],
-        size: tuple[int, int],
-    ) -> Candidates:
-        """Filter and encode the decoded survivors, a memory-bounded chunk at a time.
-
-        ``prompts``: Bx2 points or Bx4 boxes; ``iou_preds`` has ``B x masks-per-prompt``.
-        """
-        repeats = len(iou_preds) // len(prompts)
-        point_of = np.repeat(prompts, repeats, axis=0)
-        crop_h, crop_w = crop_box[3] - crop_box[1], crop_box[2] - crop_box[0]
-        image_size = self.model.image_size
-        per_mask = image_size * image_size + crop_h * crop_w
-        chunk = max(3, self.chunk_pixels // per_mask // 3 * 3)
-        parts = []
-        for start in range(0, len(chosen), chunk):
-            index = chosen[start : start + chunk]
-            logits = low_res[start : start + chunk]
-            parts.append(self._filter_chunk(logits, index, iou_preds, point_of, crop_box, size))
-        return Candidates.concat(parts)
+        return filter_decoded(self, low_res, chosen, iou_preds, points, crop_box, size)
 
     def _decode(self, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Bx2 points in the current crop -> the candidates that pass the IoU filter.
@@ -339,53 +307,3 @@ class MaskGenerator:
             scores.append(iou_preds.flatten(0, 1).float())
             offset += iou_preds.numel()
         return torch.cat(logits), torch.cat(kept), torch.cat(scores)
-
-    def _upsample(self, low_res: torch.Tensor) -> torch.Tensor:
-        """Kxhxw low-res logits -> KxHxW logits at the current crop's size.
-
-        Masks go through the model's postprocessing in groups of three, the shape the
-        decoder's multimask output has: PyTorch's bilinear kernel takes a different
-        (equally valid, but not bit-identical) path for other channel counts.
-        """
-        count = low_res.shape[0]
-        pad = -count % 3
-        if pad:
-            low_res = torch.cat([low_res, low_res.new_zeros((pad, *low_res.shape[1:]))])
-        grouped = low_res.reshape(-1, 3, *low_res.shape[1:])
-        full = self.model.postprocess_masks(
-            grouped, self.predictor.input_size, self.predictor.original_size
-        )
-        return full.flatten(0, 1)[:count]
-
-    def _filter_chunk(
-        self,
-        low_res: torch.Tensor,
-        index: torch.Tensor,
-        iou_preds: torch.Tensor,
-        point_of: np.ndarray,
-        crop_box: list[int],
-        size: tuple[int, int],
-    ) -> Candidates:
-        """Upsample one chunk, filter it by stability and crop edges, encode the survivors."""
-        logits = self._upsample(low_res)
-        threshold = self.model.mask_threshold
-        stability = stability_score(logits, threshold, self.stability_score_offset)
-        masks = logits > threshold
-        del logits
-        if self.stability_score_thresh > 0.0:
-            stable = torch.nonzero(stability >= self.stability_score_thresh).flatten()
-            masks, stability, index = masks[stable], stability[stable], index[stable]
-        boxes = masks_to_boxes(masks)
-        height, width = size
-        inside = torch.nonzero(~is_box_near_crop_edge(boxes, crop_box, [0, 0, width, height]))
-        inside = inside.flatten()
-        masks, boxes = masks[inside], boxes[inside]
-        stability, index = stability[inside], index[inside]
-        return Candidates(
-            rles=masks_to_rle_counts(masks, crop_box, size),
-            boxes=boxes.cpu(),
-            iou_preds=iou_preds[index].cpu(),
-            stability=stability.cpu(),
-            points=point_of[index.cpu().numpy()],
-            crop_boxes=torch.zeros((len(index), 4), dtype=torch.int64),
-        )

@@ -92,12 +92,11 @@ class HeadBoxes:
       conf: keep peaks with objectness >= this. max_boxes: at most this many.
       nms_thresh: box IoU above which a lower-scored box is dropped (1 disables).
 
-    The default ``conf`` was chosen by measured AR (docs/benchmarks.md, 50 held-out
-    scenes, bundled model): 0.1 / 0.2 / 0.3 / 0.4 give AR@10 0.103 / 0.111 / 0.125 /
-    0.109 and AR@100 0.138 / 0.136 / 0.132 / 0.109 with 30.6 / 17.8 / 9.5 / 5.6 boxes per
-    image: 0.3 ranks best and decodes a third of the boxes of 0.1. With the three masks per
-    box and no NMS of today's objects defaults, 0.3 is still best: AR@10 / AR@100 0.132 /
-    0.171 against 0.115 / 0.168 at 0.1 (``benchmarks/sweep_objects.py``).
+    The default ``conf`` was chosen by measured AR on held-out scenes with the bundled
+    model: fewer, surer boxes rank best at 10 masks, cost little at 100 and are cheaper
+    to decode than the lower thresholds' many boxes, also with the objects strategy's three
+    masks per box and no NMS (docs/benchmarks.md, 'Object-aware SegEvery (MobileSAMv2)
+    against the grid' and 'Three masks per box, no NMS').
     """
 
     def __init__(

@@ -100,7 +100,7 @@ class PromptEncoder(nn.Module):
         )
         self.no_mask_embed = nn.Embedding(1, embed_dim)
 
-    def _point_embed(self, index: int) -> torch.Tensor:
+    def point_embed(self, index: int) -> torch.Tensor:
         """1xC learned embedding of point kind ``index`` (neg, pos, box corner 1, 2)."""
         embedding = self.point_embeddings[index]
         assert isinstance(embedding, nn.Embedding)
@@ -121,15 +121,15 @@ class PromptEncoder(nn.Module):
         labels = labels[..., None]
         embedding = torch.where(labels == LABEL_PAD, torch.zeros_like(embedding), embedding)
         embedding = embedding + (labels == LABEL_PAD) * self.not_a_point_embed.weight
-        embedding = embedding + (labels == LABEL_NEGATIVE) * self._point_embed(0)
-        embedding = embedding + (labels == LABEL_POSITIVE) * self._point_embed(1)
+        embedding = embedding + (labels == LABEL_NEGATIVE) * self.point_embed(0)
+        embedding = embedding + (labels == LABEL_POSITIVE) * self.point_embed(1)
         return embedding
 
     def _embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
         """Bx4 XYXY boxes -> Bx2xC corner embeddings."""
         corners = (boxes + 0.5).reshape(-1, 2, 2)
         embedding = self.pe_layer.forward_with_coords(corners, self.input_image_size)
-        corner_embed = torch.cat([self._point_embed(2), self._point_embed(3)], dim=0)
+        corner_embed = torch.cat([self.point_embed(2), self.point_embed(3)], dim=0)
         return embedding + corner_embed
 
     def _embed_masks(self, masks: torch.Tensor) -> torch.Tensor:

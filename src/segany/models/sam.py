@@ -86,9 +86,9 @@ class Sam(nn.Module):
         self.config: SamConfig | None = None
         self.name: str = "custom"
         self.is_random: bool = True  # set False once real weights are loaded
-        # True when load_model filled it with the registry's weights for ``name`` (so the
-        # parts trained with those weights, such as a mask refiner, belong to it)
-        self.registered_weights: bool = False
+        # sha256 of the published weights file that load_model filled it with (None:
+        # random weights or a file of the user's): which weights these are
+        self.weights_sha256: str | None = None
         self.mode: str = "exact"  # see segany.engine.apply_mode
         # The fast mode's compiled encoder (e.g. OpenVINO), used instead of image_encoder.
         self.fast_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None

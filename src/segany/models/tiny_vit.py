@@ -369,5 +369,6 @@ class TinyViT(nn.Module):
         x = x.permute(0, 2, 3, 1).contiguous()  # BxHxWxC for the transformer stages
         for layer in self.layers[1:]:
             x = layer(x)
-        # The neck's dense 3x3 conv is ~10x less accurate in fp32 on channels-last input.
+        # The neck's dense 3x3 conv is much less accurate in fp32 on channels-last input
+        # (docs/benchmarks.md, 'SegAny predictor vs the official `SamPredictor`').
         return self.neck(x.permute(0, 3, 1, 2).contiguous())

@@ -49,7 +49,7 @@ class TrainConfig:
 
     ``zoom_crops``: the share of training scenes replaced by a square crop around one of
     their instances (:func:`.crops.zoom_crop`), the magnified view the model answers on
-    when a click is also answered on crops (:mod:`segany.zoom`).
+    when a click is also answered on crops (:mod:`segany.refine.zoom`).
 
     A fresh model first gets aligned decoder attention (``attention_gain``, 0 for none)
     and ``decoder_warmup_steps`` of the geometric decoder warm-up

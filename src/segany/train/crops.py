@@ -1,6 +1,6 @@
 """Zoomed crops of training scenes: what the model sees when it answers a click on a crop.
 
-At inference a click is also answered on square crops around it (:mod:`segany.zoom`),
+At inference a click is also answered on square crops around it (:mod:`segany.refine.zoom`),
 each resized to the model's input, so small objects appear several times larger than in
 any whole scene the model was trained on, and their pixels are upsampled. Training on
 such crops shows the model that view: :func:`zoom_crop` cuts a square window around a
@@ -18,7 +18,7 @@ import torch
 
 from ..data.masks import tight_boxes
 from ..data.scenes import Scene
-from ..zoom import ClickZoom
+from ..refine.zoom import ClickZoom
 
 __all__ = ["CROP_FRACTIONS", "MIN_CROP_SIDE", "MIN_CROP_PIXELS", "zoom_crop"]
 

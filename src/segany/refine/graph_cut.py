@@ -13,7 +13,7 @@ region, a few times over. The region is the box, when there is one, grown by
 
 :meth:`GraphCut.cut_box` is GrabCut's own use, without a model: the box alone seeds it
 (everything inside it "probably object", no margin around it). It is the third reading
-of a box that a ``"box_cut"`` box ranker chooses among (:mod:`segany.models.ranker`).
+of a box that a ``"box_cut"`` box ranker chooses among (:mod:`segany.refine.ranker`).
 
 Only the full-size boolean masks change: predicted IoU and low-res logits stay the
 decoder's (and the refiner's), so the logits fed back as ``mask_input`` are the model's.

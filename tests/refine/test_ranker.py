@@ -1,4 +1,5 @@
-"""The ranker of a click's snapped masks: its features, its file, its fit, the Predictor."""
+"""The ranker of a click's snapped masks: its features, its file, its fit, the staged
+predictor."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import pytest
 import torch
 
 import segany
+from segany import refine
 from segany.data.scenes import SceneConfig, generate_scene
-from segany.errors import CheckpointError
+from segany.errors import CheckpointError, InputError
 from segany.eval.promptable import prompt_boxes
 from segany.models import build_sam
-from segany.models.graph_cut import GraphCut
-from segany.models.ranker import (
+from segany.refine import StagedPredictor, Stages, registered_stages
+from segany.refine.graph_cut import GraphCut
+from segany.refine.ranker import (
     BOX_FEATURES,
     BOX_KINDS,
     CLICK_FEATURES,
@@ -26,8 +29,8 @@ from segany.models.ranker import (
     click_features,
     ranking_features,
 )
-from segany.models.refiner import MaskRefiner
-from segany.train.ranker import (
+from segany.refine.refiner import MaskRefiner
+from segany.refine.train_ranker import (
     RankerTrainConfig,
     box_examples,
     collect_ranking_examples,
@@ -35,7 +38,7 @@ from segany.train.ranker import (
     object_examples,
 )
 from segany.weights import save_state_dict_file
-from tests.models.test_graph_cut import _disk_scene
+from tests.refine.test_graph_cut import _disk_scene
 from tests.test_loading import TINY
 
 
@@ -75,7 +78,7 @@ def test_a_saved_ranker_loads_with_its_width_and_kind_and_gives_the_same_scores(
     path = tmp_path / "ranker.safetensors"
     save_state_dict_file(ranker.export(), path)
     boxes = kind in BOX_KINDS
-    load = segany.load_box_ranker if boxes else segany.load_ranker
+    load = refine.load_box_ranker if boxes else refine.load_ranker
     loaded = load(path=path)
     assert loaded.config == RankerConfig(hidden=8, kind=kind)
     raw, snapped = _squares()
@@ -90,8 +93,8 @@ def test_a_saved_ranker_loads_with_its_width_and_kind_and_gives_the_same_scores(
     other = tmp_path / "refiner.safetensors"
     save_state_dict_file(MaskRefiner().export(), other)
     with pytest.raises(CheckpointError, match="is not a mask ranker"):
-        segany.load_ranker(path=other)
-    wrong = segany.load_ranker if boxes else segany.load_box_ranker
+        refine.load_ranker(path=other)
+    wrong = refine.load_ranker if boxes else refine.load_box_ranker
     with pytest.raises(CheckpointError, match=f"it is a '{kind}' ranker"):
         wrong(path=path)
 
@@ -100,7 +103,7 @@ def test_files_from_before_the_kinds_load_by_their_width(tmp_path) -> None:
     """A ranker file without its ``kind`` (written before 2026-12-05): 18 inputs are a
     mask ranker, 30 a box ranker; a kind that does not fit the width is refused."""
     path = tmp_path / "old.safetensors"
-    for kind, load in (("masks", segany.load_ranker), ("boxes", segany.load_box_ranker)):
+    for kind, load in (("masks", refine.load_ranker), ("boxes", refine.load_box_ranker)):
         tensors = MaskRanker(RankerConfig(hidden=4, kind=kind)).export()
         del tensors["kind"]
         save_state_dict_file(tensors, path)
@@ -196,7 +199,7 @@ class _Prompts(segany.Predictor):
 def test_examples_follow_corrective_clicks_with_the_previous_logits() -> None:
     torch.manual_seed(0)
     image, disk = _disk_scene()
-    predictor = _Prompts(build_sam(TINY), cache_size=0, graph_cut=None, ranker=None)
+    predictor = _Prompts(build_sam(TINY), cache_size=0)
     predictor.seen = []
     predictor.set_image(image)
     rng = np.random.default_rng(0)
@@ -213,16 +216,17 @@ def test_examples_follow_corrective_clicks_with_the_previous_logits() -> None:
 def test_predictor_scores_snapped_masks_with_the_ranker() -> None:
     torch.manual_seed(0)
     random = build_sam(TINY)
-    assert segany.Predictor(random).ranker is None  # random weights: none registered
+    with pytest.raises(InputError, match="no mask stages are registered"):
+        registered_stages(random)  # random weights: none registered
     with pytest.raises(ValueError, match="ranker must be"):
-        segany.Predictor(random, ranker="yes")
+        Stages(ranker="yes")  # type: ignore[arg-type]
     torch.manual_seed(1)
     ranker = MaskRanker(RankerConfig(hidden=8))
     image, _ = _disk_scene()
     point, label = np.array([[80.0, 60.0]]), np.array([1])
-    plain = segany.Predictor(random, refiner=None, graph_cut=None)
-    ranked = segany.Predictor(random, refiner=None, graph_cut=GraphCut(), ranker=ranker)
-    unranked = segany.Predictor(random, refiner=None, graph_cut=GraphCut(), ranker=None)
+    plain = segany.Predictor(random)
+    ranked = _staged(random, Stages(graph_cut=GraphCut(), ranker=ranker))
+    unranked = _staged(random, Stages(graph_cut=GraphCut()))
     outs = []
     for predictor in (plain, ranked, unranked):
         predictor.set_image(image)
@@ -237,21 +241,25 @@ def test_predictor_scores_snapped_masks_with_the_ranker() -> None:
     np.testing.assert_array_equal(
         single.scores, plain.predict(points=point, labels=label, multimask=False).scores
     )
-    without_cut = segany.Predictor(random, refiner=None, graph_cut=None, ranker=ranker)
+    without_cut = _staged(random, Stages(ranker=ranker))
     without_cut.set_image(image)  # the ranker reads the cut: without one it is not used
     np.testing.assert_array_equal(
         without_cut.predict(points=point, labels=label).scores, outs[0].scores
     )
 
 
+def _staged(model: Any, stages: Stages) -> StagedPredictor:
+    return StagedPredictor(segany.Predictor(model), stages)
+
+
 def _predictors_on(
     image: np.ndarray, model: Any, clicks: MaskRanker, *box_rankers: MaskRanker | None
-) -> list[segany.Predictor]:
-    """``model``'s plain predictor (no refiner, no cut), then one per box ranker (the graph
+) -> list[segany.Predictor | StagedPredictor]:
+    """``model``'s plain predictor (the network alone), then one per box ranker (the graph
     cut, the click ranker ``clicks``, no refiner), each with ``image`` set."""
-    plain = segany.Predictor(model, refiner=None, graph_cut=None)
+    plain = segany.Predictor(model)
     ranked = [
-        segany.Predictor(model, refiner=None, graph_cut=GraphCut(), ranker=clicks, box_ranker=b)
+        _staged(model, Stages(graph_cut=GraphCut(), ranker=clicks, box_ranker=b))
         for b in box_rankers
     ]
     for predictor in (plain, *ranked):
@@ -266,15 +274,16 @@ def test_predictor_scores_a_box_alone_with_the_box_ranker() -> None:
     ranker (it needs clicks). A ranker of the wrong kind is refused in either place."""
     torch.manual_seed(0)
     random = build_sam(TINY)
-    assert segany.Predictor(random).box_ranker is None  # random weights: none registered
+    with pytest.raises(InputError, match="no mask stages are registered"):
+        registered_stages(random)  # random weights: none registered
     with pytest.raises(ValueError, match="box_ranker must be"):
-        segany.Predictor(random, box_ranker="yes")
+        Stages(box_ranker="yes")  # type: ignore[arg-type]
     torch.manual_seed(1)
     clicks, boxes = MaskRanker(RankerConfig(8)), MaskRanker(RankerConfig(8, kind="boxes"))
     with pytest.raises(ValueError, match="pass it as box_ranker"):
-        segany.Predictor(random, ranker=boxes)
+        Stages(ranker=boxes)
     with pytest.raises(ValueError, match="a clicks ranker, not a box ranker"):
-        segany.Predictor(random, box_ranker=clicks)
+        Stages(box_ranker=clicks)
     image, _ = _disk_scene()
     box, point, label = np.array([50.0, 30.0, 110.0, 90.0]), np.array([[80.0, 60.0]]), [1]
     plain, both, only_clicks = _predictors_on(image, random, clicks, boxes, None)
@@ -296,7 +305,7 @@ def test_predictor_scores_a_box_alone_with_the_box_ranker() -> None:
     raw = plain.predict(box=box)
     np.testing.assert_array_equal(only_clicks.predict(box=box).scores, raw.scores)
     masks = MaskRanker(RankerConfig(8, kind="masks"))
-    only_masks = segany.Predictor(random, refiner=None, graph_cut=GraphCut(), ranker=masks)
+    only_masks = _staged(random, Stages(graph_cut=GraphCut(), ranker=masks))
     only_masks.set_image(image)
     fallback = only_masks.predict(box=box)
     want = masks.rank(raw.scores, raw.masks, fallback.masks)
@@ -330,11 +339,11 @@ def test_box_features_describe_how_each_mask_fits_the_box() -> None:
 def test_a_saved_box_ranker_loads_as_one(tmp_path) -> None:
     path = tmp_path / "box_ranker.safetensors"
     save_state_dict_file(MaskRanker(RankerConfig(hidden=8, kind="boxes")).export(), path)
-    assert segany.load_box_ranker(path=path).config == RankerConfig(hidden=8, kind="boxes")
+    assert refine.load_box_ranker(path=path).config == RankerConfig(hidden=8, kind="boxes")
     odd = {"mlp.0.weight": torch.zeros(8, 25)}
     save_state_dict_file(odd, path)
     with pytest.raises(CheckpointError, match="not a box ranker: 25 inputs"):
-        segany.load_box_ranker(path=path)
+        refine.load_box_ranker(path=path)
     x = np.random.default_rng(0).normal(size=(40, NUM_FEATURES + BOX_FEATURES))
     y = np.random.default_rng(1).uniform(size=(40, 3))
     config = RankerTrainConfig(epochs=1, hidden=4, prompts="boxes")
@@ -351,7 +360,7 @@ def test_box_examples_answer_each_box_with_three_snapped_masks() -> None:
     the boxes drawn as the evaluation draws them; the collector takes the same."""
     torch.manual_seed(0)
     scene = generate_scene(3, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
-    predictor = segany.Predictor(build_sam(TINY), cache_size=0, graph_cut=None, ranker=None)
+    predictor = segany.Predictor(build_sam(TINY), cache_size=0)
     predictor.set_image(scene.image)
     examples = list(box_examples(predictor, GraphCut(), scene, np.random.default_rng(4)))
     assert len(examples) == 2 * len(scene.masks)

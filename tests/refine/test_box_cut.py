@@ -1,5 +1,5 @@
 """A box's own cut (GraphCut.cut_box) and the box-cut ranker that weighs it against the
-decoder's masks: the cut, the candidates, the Predictor's answer, the training examples."""
+decoder's masks: the cut, the candidates, the staged predictor's answer, the training examples."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import pytest
 import torch
 
 import segany
+from segany import refine
 from segany.data.masks import box_fill
 from segany.data.scenes import SceneConfig, generate_scene
 from segany.eval.promptable import prompt_boxes
 from segany.models import build_sam
-from segany.models.graph_cut import GraphCut
-from segany.models.ranker import (
+from segany.refine import Stages
+from segany.refine.graph_cut import GraphCut
+from segany.refine.ranker import (
     BOX_CUT_SLOT,
     BOX_FEATURES,
     NUM_FEATURES,
@@ -25,15 +27,15 @@ from segany.models.ranker import (
     ranking_features,
     with_box_cut,
 )
-from segany.train.ranker import (
+from segany.refine.train_ranker import (
     RankerTrainConfig,
     box_examples,
     collect_ranking_examples,
     fit_ranker,
 )
 from segany.weights import save_state_dict_file
-from tests.models.test_graph_cut import _disk_scene, _iou
-from tests.models.test_ranker import _predictors_on
+from tests.refine.test_graph_cut import _disk_scene, _iou
+from tests.refine.test_ranker import _predictors_on
 from tests.test_loading import TINY
 
 
@@ -81,7 +83,7 @@ def test_predictor_answers_a_box_with_its_own_cut_under_a_box_cut_ranker() -> No
     box_cut = MaskRanker(RankerConfig(8, kind="box_cut"))
     clicks, boxes = MaskRanker(RankerConfig(8)), MaskRanker(RankerConfig(8, kind="boxes"))
     with pytest.raises(ValueError, match="pass it as box_ranker"):
-        segany.Predictor(random, ranker=box_cut)
+        Stages(ranker=box_cut)
     image, _ = _disk_scene()
     box, point, label = np.array([50.0, 30.0, 110.0, 90.0]), np.array([[80.0, 60.0]]), [1]
     plain, cut, old = _predictors_on(image, random, clicks, box_cut, boxes)
@@ -107,7 +109,7 @@ def test_predictor_answers_a_box_with_its_own_cut_under_a_box_cut_ranker() -> No
 def test_box_cut_examples_read_the_cut_and_fit_a_box_cut_ranker(tmp_path) -> None:
     torch.manual_seed(0)
     scene = generate_scene(3, SceneConfig(size=(64, 80), min_objects=2, max_objects=3))
-    predictor = segany.Predictor(build_sam(TINY), cache_size=0, graph_cut=None, ranker=None)
+    predictor = segany.Predictor(build_sam(TINY), cache_size=0)
     predictor.set_image(scene.image)
     rng = np.random.default_rng(4)
     examples = list(box_examples(predictor, GraphCut(), scene, rng, box_cut=True))
@@ -131,9 +133,9 @@ def test_box_cut_examples_read_the_cut_and_fit_a_box_cut_ranker(tmp_path) -> Non
     assert ranker.config.kind == "box_cut"
     path = tmp_path / "box_ranker.safetensors"
     save_state_dict_file(ranker.export(), path)
-    assert segany.load_box_ranker(path=path).config == RankerConfig(hidden=4, kind="box_cut")
+    assert refine.load_box_ranker(path=path).config == RankerConfig(hidden=4, kind="box_cut")
     with pytest.raises(segany.errors.CheckpointError, match="it is a 'box_cut' ranker"):
-        segany.load_ranker(path=path)
+        refine.load_ranker(path=path)
 
 
 def test_a_box_s_cuts_on_threads_equal_its_cuts_one_by_one() -> None:

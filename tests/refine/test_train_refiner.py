@@ -10,11 +10,12 @@ import pytest
 import torch
 
 import segany
+from segany import refine
 from segany.cli.main import main
 from segany.errors import InputError
 from segany.models import build_sam
-from segany.models.refiner import MaskRefiner, RefinerConfig
-from segany.train.refiner import RefinerTrainConfig, train_refiner
+from segany.refine.refiner import MaskRefiner, RefinerConfig
+from segany.refine.train_refiner import RefinerTrainConfig, train_refiner
 from segany.weights import save_state_dict_file
 from tests.test_loading import TINY
 
@@ -103,24 +104,31 @@ def test_cli_trains_saves_and_refuses_to_overwrite(
     assert set(summary["with_refiner"]) == {"box", "centre", "clicks_3"}
     assert summary["checkpoint"] == str(weights)
     assert summary["checkpoint_sha256"] == hashlib.sha256(b"the frozen weights").hexdigest()
-    assert segany.load_refiner(path=out / "refiner.safetensors").config == RefinerConfig()
+    assert refine.load_refiner(path=out / "refiner.safetensors").config == RefinerConfig()
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
     _refuses_to_overwrite(argv, out / "refiner.safetensors", capsys)
+
+
+REMOVED = "was removed in segany 0.2.0: the mask stages are opt-in now; pass --stages auto"
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["train", "refiner", "-o", "x", "--steps", "0"], "--steps: must be at least 1"),
-        (["eval", "--refiner", "/no/such.safetensors"], "is not 'auto', 'none' or a file"),
-        (["eval", "--refiner", "none", "proposals"], "--refiner is an option of the promptable"),
+        (["eval", "--refiner", "/no/such.safetensors"], f"--refiner {REMOVED}"),
+        (["eval", "--refiner", "none", "proposals"], f"--refiner {REMOVED}"),
+        (["eval", "--stages", "/no/such.json"], "--stages: /no/such.json is not 'none', 'auto'"),
+        (["eval", "--stages", "auto", "proposals"], "--stages is an option of the promptable"),
         (["train", "ranker", "-o", "x", "--seed", "1"], "must not see the evaluation's scenes"),
-        (["eval", "--ranker", "/no/such.safetensors"], "--ranker: /no/such.safetensors is not"),
-        (["eval", "--ranker", "none", "proposals"], "--ranker is an option of the promptable"),
+        (["eval", "--ranker", "/no/such.safetensors"], f"--ranker {REMOVED}"),
+        (["eval", "--ranker", "none", "proposals"], f"--ranker {REMOVED}"),
         (["train", "ranker", "-o", "x", "--prompts", "lines"], "--prompts: invalid choice"),
         (["train", "ranker", "-o", "x", "--refiner", "/no/such"], "--refiner: /no/such is not"),
-        (["eval", "--zoom", "0.5,2"], "--zoom: expected auto, on, none or fractions"),
-        (["eval", "--zoom", "big"], "--zoom: expected auto, on, none or fractions"),
+        (["eval", "--zoom", "0.5,2"], f"--zoom {REMOVED}"),
+        (["eval", "--zoom", "big"], f"--zoom {REMOVED}"),
+        (["eval", "--graph-cut", "none"], f"--graph-cut {REMOVED}"),
+        (["eval", "--box-ranker"], f"--box-ranker {REMOVED}"),
     ],
 )
 def test_cli_refuses_bad_arguments(
@@ -142,14 +150,14 @@ def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
     torch.manual_seed(1)
     save_state_dict_file(MaskRefiner(RefinerConfig(width=8)).export(), refiner_file)
     refiners: list[object] = []
-    real_predictor = segany.Predictor
+    real_staged = refine.StagedPredictor
 
-    def recording(model: object, **kwargs: object) -> segany.Predictor:
-        predictor = real_predictor(model, **kwargs)  # type: ignore[arg-type]
-        refiners.append(predictor.refiner)
-        return predictor
+    def recording(predictor: segany.Predictor, stages: refine.Stages) -> refine.StagedPredictor:
+        staged = real_staged(predictor, stages)
+        refiners.append(staged.stages.refiner)
+        return staged
 
-    monkeypatch.setattr(segany, "Predictor", recording)
+    monkeypatch.setattr(refine, "StagedPredictor", recording)
     out = tmp_path / "run"
     argv = ["train", "ranker", "-o", str(out), "--scenes", "1", "--epochs", "2"]
     argv += ["--refiner", str(refiner_file)]
@@ -162,7 +170,7 @@ def test_ranker_cli_trains_saves_and_refuses_to_overwrite(
     assert "checkpoint" not in summary  # a registered model's weights: its name says it
     assert set(summary["with_ranker"]) == {"centre", "random", "clicks_3"}
     assert summary["scenes"] == 1 and summary["seed"] == 7
-    ranker = segany.load_ranker(path=out / "ranker.safetensors")
+    ranker = refine.load_ranker(path=out / "ranker.safetensors")
     assert ranker.config.hidden == 64 and ranker.config.kind == "clicks"
     assert [json.loads(line)["epoch"] for line in (out / "log.jsonl").open()] == [1, 2]
     _refuses_to_overwrite(argv, out / "ranker.safetensors", capsys)
@@ -183,6 +191,6 @@ def test_ranker_cli_trains_a_box_ranker(tmp_path: Path, kind: str) -> None:
     assert set(summary["with_box_ranker"]) == set(summary["without_box_ranker"]) == {
         "box", "noisy_box",
     }  # fmt: skip
-    box_ranker = segany.load_box_ranker(path=out / "box_ranker.safetensors")
+    box_ranker = refine.load_box_ranker(path=out / "box_ranker.safetensors")
     assert box_ranker.config.hidden == 64 and box_ranker.config.kind == kind
     assert not (out / "ranker.safetensors").exists()

@@ -1,4 +1,4 @@
-"""Training a :class:`~segany.models.refiner.MaskRefiner` on a frozen model's masks.
+"""Training a :class:`~segany.refine.refiner.MaskRefiner` on a frozen model's masks.
 
 Each step draws fresh generated scenes (as :func:`segany.train.loop.step_scenes` does),
 runs the frozen model on simulated prompts as the evaluation does — boxes (tight or
@@ -19,14 +19,14 @@ from tqdm.auto import tqdm
 
 from ..engine.modes import decode_prompts, encode
 from ..errors import InputError
-from ..models.refiner import MaskRefiner
 from ..models.sam import Sam
-from .config import TrainConfig, require_at_least
-from .loop import step_scenes
-from .losses import dice_loss, mask_iou
-from .prompting import corrective_points, noisy_boxes, random_points
-from .step import choose_objects
-from .targets import SceneTensors
+from ..train.config import TrainConfig, require_at_least
+from ..train.loop import step_scenes
+from ..train.losses import dice_loss, mask_iou
+from ..train.prompting import corrective_points, noisy_boxes, random_points
+from ..train.step import choose_objects
+from ..train.targets import SceneTensors
+from .refiner import MaskRefiner
 
 Refined = tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]  # outputs, decoder, targets
 

@@ -1,5 +1,5 @@
-"""Clicks answered on zoomed crops (segany.zoom): crop geometry, logits moved between
-frames, and the Predictor's choice among the whole image and its crops."""
+"""Clicks answered on zoomed crops (segany.refine.zoom): crop geometry, logits moved between
+frames, and the staged predictor's choice among the whole image and its crops."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import torch
 
 import segany
 from segany import engine
+from segany.errors import InputError
 from segany.models import build_sam
-from segany.zoom import OUTSIDE, ClickZoom, Frame, frame_of, resample_logits
+from segany.refine import StagedPredictor, Stages, get_stage_spec, registered_stages
+from segany.refine.zoom import OUTSIDE, ClickZoom, Frame, frame_of, resample_logits
 from tests.test_loading import TINY
 
 ZOOM = ClickZoom(windows=(0.5, 0.25), min_side=16)
@@ -23,6 +25,10 @@ def _image(seed: int = 0) -> np.ndarray:
     image = rng.integers(0, 60, (120, 160, 3), dtype=np.uint8)
     image[40:60, 30:52] = (200, 40, 40)  # a small object
     return image
+
+
+def _staged(model: segany.models.Sam, stages: Stages) -> StagedPredictor:
+    return StagedPredictor(segany.Predictor(model), stages)
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +90,8 @@ def test_resample_logits_between_frames() -> None:
 
 
 def test_predictor_keeps_the_best_scored_answer(model: segany.models.Sam) -> None:
-    zoomed = segany.Predictor(model, zoom=ZOOM)
-    plain = segany.Predictor(model, zoom=None)
+    zoomed = _staged(model, Stages(zoom=ZOOM))
+    plain = segany.Predictor(model)
     image = _image()
     zoomed.set_image(image)
     plain.set_image(image)
@@ -99,7 +105,7 @@ def test_predictor_keeps_the_best_scored_answer(model: segany.models.Sam) -> Non
         inside = segany.prompts.Prompts(
             prompts.points - [x0, y0], prompts.labels, None, None, False
         )
-        with zoomed.viewing(zoomed.crop_embedding((x0, y0, x1, y1))):
+        with zoomed.viewing(*zoomed.crop((x0, y0, x1, y1))):
             answer = zoomed.answer(inside, multimask=True)
         masks = np.zeros((3, 120, 160), bool)
         masks[:, y0:y1, x0:x1] = answer.masks
@@ -117,7 +123,7 @@ def test_predictor_keeps_the_best_scored_answer(model: segany.models.Sam) -> Non
 
 
 def test_crop_encodings_are_kept(model: segany.models.Sam, monkeypatch: pytest.MonkeyPatch) -> None:
-    zoomed = segany.Predictor(model, zoom=ZOOM)
+    zoomed = _staged(model, Stages(zoom=ZOOM))
     calls = []
     encode = engine.encode
 
@@ -137,8 +143,8 @@ def test_crop_encodings_are_kept(model: segany.models.Sam, monkeypatch: pytest.M
 
 
 def test_boxes_and_logits_are_not_zoomed(model: segany.models.Sam) -> None:
-    zoomed = segany.Predictor(model, zoom=ZOOM)
-    plain = segany.Predictor(model, zoom=None)
+    zoomed = _staged(model, Stages(zoom=ZOOM))
+    plain = segany.Predictor(model)
     for predictor in (zoomed, plain):
         predictor.set_image(_image())
     box = np.array([25.0, 35.0, 60.0, 65.0])
@@ -150,14 +156,17 @@ def test_boxes_and_logits_are_not_zoomed(model: segany.models.Sam) -> None:
     for kwargs in cases:
         a, b = zoomed.predict(**kwargs), plain.predict(**kwargs)
         np.testing.assert_array_equal(a.masks, b.masks)
-    with pytest.raises(RuntimeError, match="needs the image kept"):
-        plain.crop_embedding((0, 0, 40, 40))
+    unset = _staged(model, Stages(zoom=ZOOM))
+    with pytest.raises(RuntimeError, match="An image must be set"):
+        unset.crop((0, 0, 40, 40))
 
 
 def test_zoom_is_registered_for_the_bundled_model(model: segany.models.Sam) -> None:
-    assert segany.Predictor(model).zoom is None  # random weights: nothing registered
-    bundled = segany.Predictor(segany.load_model("segany_shapes"))
-    assert bundled.zoom == ClickZoom(windows=segany.get_spec("segany_shapes").zoom)
-    assert segany.Predictor(segany.load_model("segany_shapes"), zoom=None).zoom is None
-    with pytest.raises(ValueError, match="zoom must be a ClickZoom, 'auto' or None"):
-        segany.Predictor(model, zoom="on")
+    with pytest.raises(InputError, match="no mask stages are registered"):
+        registered_stages(model)  # random weights: nothing registered
+    bundled = registered_stages(segany.load_model("segany_shapes"))
+    spec = get_stage_spec("segany_shapes")
+    assert spec is not None and bundled.zoom == ClickZoom(windows=spec.zoom)
+    assert bundled.without("zoom").zoom is None
+    with pytest.raises(ValueError, match="zoom must be a ClickZoom or None"):
+        Stages(zoom="on")  # type: ignore[arg-type]

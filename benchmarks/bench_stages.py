@@ -1,5 +1,5 @@
-"""What the mask stages cost per prompt: the bundled model's decoder, + refiner, + graph
-cut, + rankers, + zoomed crops for clicks.
+"""What the bundled model's opt-in mask stages (segany.refine) cost per prompt: the
+network alone, + refiner, + graph cut, + rankers, + zoomed crops for clicks.
 
 Medians over held-out scenes (a click on an object: 3 masks; its tight box: 1 mask, or 3
 masks when a box ranker picks among them, as in the default pipeline), the four
@@ -8,7 +8,7 @@ cached, so the times are the prompt's alone (decoder, refiner, upscaling, graph 
 except with zoom: a click's crops are encoded when first met (kept for nearby clicks), as
 a user's first click on an object meets them.
 
-    .venv/bin/python benchmarks/bench_refiner.py --scenes 10 --threads 2
+    .venv/bin/python benchmarks/bench_stages.py --scenes 10 --threads 2
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 import numpy as np
 import torch
 
 import segany
+from segany import refine
 from segany.data.masks import interior_point
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
 from segany.eval.promptable import box_masks_of
@@ -34,13 +36,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = segany.load_model("segany_shapes", mode=args.mode)
-    predictors = {
-        "decoder only": segany.Predictor(model, refiner=None, graph_cut=None, zoom=None),
-        "with refiner": segany.Predictor(model, graph_cut=None, zoom=None),
-        "refiner + graph cut": segany.Predictor(model, ranker=None, box_ranker=None, zoom=None),
-        "+ rankers": segany.Predictor(model, zoom=None),
-        "+ zoom (default)": segany.Predictor(model),  # the default pipeline
+    stages = refine.registered_stages(model)
+    chosen = {
+        "with refiner": stages.without("graph_cut", "ranker", "box_ranker", "zoom"),
+        "refiner + graph cut": stages.without("ranker", "box_ranker", "zoom"),
+        "+ rankers": stages.without("zoom"),
+        "+ zoom (all stages)": stages,
     }
+    predictors: dict[str, Any] = {"decoder only": segany.Predictor(model)}
+    for name, some in chosen.items():
+        predictors[name] = refine.StagedPredictor(segany.Predictor(model), some)
     times: dict[str, dict[str, list[float]]] = {n: {"click": [], "box": []} for n in predictors}
     scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
     for i in range(args.scenes):

@@ -1,4 +1,5 @@
-"""The colour-model mask refiner: identity at start, prompt planes, saving, the predictor."""
+"""The colour-model mask refiner: identity at start, prompt planes, saving, the staged
+predictor."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import pytest
 import torch
 
 import segany
+from segany import refine
 from segany.errors import CheckpointError, InputError
 from segany.models import build_sam
-from segany.models.refiner import MaskRefiner, RefinerConfig, box_region, click_maps
+from segany.refine import StagedPredictor, Stages
+from segany.refine.refiner import MaskRefiner, RefinerConfig, box_region, click_maps
 from segany.weights import save_state_dict_file
 from tests.test_loading import TINY
 
@@ -70,7 +73,7 @@ def test_click_maps_peak_at_the_clicks_by_label() -> None:
 def test_export_round_trip(tmp_path: Path) -> None:
     refiner = _trained_like()
     path = save_state_dict_file(refiner.export(), tmp_path / "refiner.safetensors")
-    loaded = segany.load_refiner(path=path)
+    loaded = refine.load_refiner(path=path)
     assert loaded.config == refiner.config
     pixels, logits = _inputs()
     torch.testing.assert_close(loaded(pixels, logits), refiner(pixels, logits))
@@ -78,22 +81,22 @@ def test_export_round_trip(tmp_path: Path) -> None:
 
 def test_loading_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no registered mask refiner"):
-        segany.load_refiner("mobile_sam")
+        refine.load_refiner("mobile_sam")
     other = save_state_dict_file({"w": torch.zeros(2)}, tmp_path / "x.safetensors")
     with pytest.raises(CheckpointError, match="not a mask refiner"):
-        segany.load_refiner(path=other)
+        refine.load_refiner(path=other)
     state = _trained_like().export()
     state["stem.weight"] = torch.zeros(3)
     bad = save_state_dict_file(state, tmp_path / "bad.safetensors")
     with pytest.raises(CheckpointError, match="not a mask refiner"):
-        segany.load_refiner(path=bad)
+        refine.load_refiner(path=bad)
 
 
 def test_predictor_applies_a_refiner_to_every_prompt_kind() -> None:
     model = build_sam(TINY)
     image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
-    plain = segany.Predictor(model, refiner=None, graph_cut=None)
-    refined = segany.Predictor(model, refiner=_trained_like())
+    plain = segany.Predictor(model)
+    refined = StagedPredictor(segany.Predictor(model), Stages(refiner=_trained_like()))
     for predictor in (plain, refined):
         predictor.set_image(image)
     prompts = [
@@ -116,17 +119,21 @@ def test_predictor_applies_a_refiner_to_every_prompt_kind() -> None:
     assert again.masks.shape == (3, 48, 64)
 
 
-def test_auto_uses_only_the_registered_weights_refiner() -> None:
+def test_only_the_registered_weights_get_the_registered_refiner() -> None:
     random = segany.load_model("segany_shapes", pretrained=False)
-    assert segany.Predictor(random).refiner is None  # not the weights the refiner knows
+    with pytest.raises(InputError, match="no mask stages are registered"):
+        refine.registered_stages(random)  # not the weights the refiner knows
+    assert refine.registered_stages(segany.load_model("segany_shapes")).refiner is not None
     with pytest.raises(ValueError, match="refiner must be"):
-        segany.Predictor(random, refiner="yes")
+        Stages(refiner="yes")  # type: ignore[arg-type]
 
 
 def test_a_fast_model_runs_a_bf16_copy_of_the_refiner() -> None:
     refiner = _trained_like()
-    fast = segany.Predictor(segany.engine.apply_mode(build_sam(TINY), "fast"), refiner=refiner)
-    assert fast.refiner is not None and fast.refiner.stem.weight.dtype == torch.bfloat16
+    fast_model = segany.engine.apply_mode(build_sam(TINY), "fast")
+    fast = StagedPredictor(segany.Predictor(fast_model), Stages(refiner=refiner))
+    assert fast.stages.refiner is not None
+    assert fast.stages.refiner.stem.weight.dtype == torch.bfloat16
     assert refiner.stem.weight.dtype == torch.float32  # the caller's refiner is untouched
     fast.set_image(np.zeros((32, 32, 3), dtype=np.uint8))
     assert fast.predict(box=[2, 2, 20, 20]).low_res_logits.dtype == np.float32

@@ -3,12 +3,10 @@
 A small model sees a small object as a few tokens of its embedding (2x2 at stride 16 for
 an object of 32x32 input pixels) and answers a click on it poorly; the same model given a
 crop around the click, resized to its input size, sees the object several times larger.
-:class:`ClickZoom` answers a click prompt on the whole image and on square crops centred
-on the clicks, each encoded once (and kept, so later clicks nearby cost no encoder run),
-and keeps the answer whose best predicted IoU is highest. On the bundled model's 200
-held-out scenes this raised the centre click's mIoU from 0.663 to 0.733 and 3 corrective
-clicks' from 0.789 to 0.853, with the evaluation's clicks placed as they were then
-(docs/training.md, "Clicks answered on zoomed crops").
+A :class:`~segany.refine.StagedPredictor` with a :class:`ClickZoom` answers a click
+prompt on the whole image and on square crops centred on the clicks, each encoded once
+(and kept, so later clicks nearby cost no encoder run), and keeps the answer whose best
+predicted IoU is highest (docs/training.md, "Clicks answered on zoomed crops").
 
 Low-res logits move between frames by resampling (:func:`resample_logits`): a zoomed
 answer's logits are returned in the whole image's frame, so they can be passed back as
@@ -17,17 +15,11 @@ answer's logits are returned in the whole image's frame, so they can be passed b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from .prompts import Prompts
-
-if TYPE_CHECKING:
-    from .predictor import Prediction, Predictor
 
 OUTSIDE = -20.0  # the logit given to low-res cells outside a frame's image
 
@@ -112,35 +104,3 @@ def resample_logits(logits: torch.Tensor, source: Frame, target: Frame) -> torch
     shifted = logits.float() - OUTSIDE  # zero padding then means OUTSIDE
     out = F.grid_sample(shifted, grid.to(logits.device), align_corners=False)
     return (out + OUTSIDE).to(logits.dtype)
-
-
-def answer_zoomed(predictor: Predictor, prompts: Prompts, multimask: bool) -> Prediction:
-    """``predictor``'s answer to click ``prompts`` (no box) on its current image and on
-    the crops of its :attr:`~segany.predictor.Predictor.zoom`: the answer whose best
-    score is highest, its masks pasted into the image (CxHxW) and its low-res logits
-    resampled into the image's frame."""
-    zoom = predictor.zoom
-    assert zoom is not None and prompts.points is not None and prompts.labels is not None
-    best = predictor.answer(prompts, multimask)
-    image = predictor.current
-    height, width = image.original_size
-    cells = best.low_res_logits.shape[-1]
-    whole = frame_of((0, 0, width, height), cells)
-    for rect in zoom.crops((height, width), prompts.points, prompts.labels):
-        x0, y0, x1, y1 = rect
-        frame = frame_of(rect, cells)
-        points = prompts.points - np.array([x0, y0], dtype=np.float64)
-        inside = np.all((points >= 0) & (points < [x1 - x0, y1 - y0]), axis=1)
-        mask_input = prompts.mask_input
-        if mask_input is not None:
-            mask_input = resample_logits(torch.from_numpy(mask_input), whole, frame).numpy()
-        crop_prompts = Prompts(points[inside], prompts.labels[inside], None, mask_input, False)
-        with predictor.viewing(predictor.crop_embedding(rect)):
-            answer = predictor.answer(crop_prompts, multimask)
-        if answer.scores.max() <= best.scores.max():
-            continue
-        masks = np.zeros((len(answer.masks), height, width), dtype=bool)
-        masks[:, y0:y1, x0:x1] = answer.masks
-        logits = resample_logits(torch.from_numpy(answer.low_res_logits)[None], frame, whole)
-        best = replace(answer, masks=masks, low_res_logits=logits[0].numpy())
-    return best

@@ -1,4 +1,4 @@
-"""Training the :class:`~segany.models.ranker.MaskRanker` on a frozen pipeline.
+"""Training the :class:`~segany.refine.ranker.MaskRanker` on a frozen pipeline.
 
 A click ranker (``prompts="clicks"``): for every object of generated training scenes,
 two single clicks (the object's most interior pixel, as the evaluation's centre click,
@@ -7,7 +7,7 @@ through the model and its refiner (3 candidates each). A box ranker
 (``prompts="boxes"``): every object's tight box and a noisy copy of it (as the
 evaluation draws them, :func:`~segany.eval.promptable.prompt_boxes`), each answered
 with 3 masks (a box-cut ranker, ``prompts="box_cut"``: the same boxes, the second mask
-replaced by the box's own cut, :func:`~segany.models.ranker.box_cut_candidates`). Every
+replaced by the box's own cut, :func:`~segany.refine.ranker.box_cut_candidates`). Every
 candidate is snapped by the graph cut; the example is the
 candidates' :func:`ranking_features` (with the prompt's clicks or box) and the target
 the IoU of each snapped mask with the object. The ranker then regresses those IoUs (MSE on
@@ -25,19 +25,20 @@ import torch
 
 from ..data.masks import binary_iou, corrective_click, interior_point
 from ..data.scenes import EVAL_BASE_SEED, Scene, SceneDataset
-from ..engine.workers import map_scenes
 from ..errors import InputError
 from ..eval.promptable import prompt_boxes
-from ..models.graph_cut import GraphCut
-from ..models.ranker import (
+from ..eval.workers import map_scenes
+from ..predictor import Predictor
+from ..train.config import require_at_least
+from .graph_cut import GraphCut
+from .predictor import StagedPredictor
+from .ranker import (
     NUM_FEATURES,
     MaskRanker,
     RankerConfig,
     box_cut_candidates,
     ranking_features,
 )
-from ..predictor import Predictor
-from .config import require_at_least
 
 __all__ = [
     "PROMPT_KINDS",
@@ -88,7 +89,7 @@ class RankerTrainConfig:
 
 
 def _candidates(
-    predictor: Predictor,
+    predictor: Predictor | StagedPredictor,
     graph_cut: GraphCut,
     image: np.ndarray,
     prompt: tuple[list[tuple[float, float]], list[int], np.ndarray | None],
@@ -105,7 +106,7 @@ def _candidates(
 
 
 def object_examples(
-    predictor: Predictor,
+    predictor: Predictor | StagedPredictor,
     graph_cut: GraphCut,
     image: np.ndarray,
     truth: np.ndarray,
@@ -142,7 +143,7 @@ def object_examples(
 
 
 def box_examples(
-    predictor: Predictor,
+    predictor: Predictor | StagedPredictor,
     graph_cut: GraphCut,
     scene: Scene,
     rng: np.random.Generator,
@@ -164,27 +165,29 @@ def box_examples(
 
 
 def collect_ranking_examples(
-    predictor: Predictor,
+    predictor: Predictor | StagedPredictor,
     graph_cut: GraphCut,
     scenes: SceneDataset,
     clicks: int = 2,
     progress: bool = True,
     prompts: str = "clicks",
     jobs: int = 1,
-    build: Callable[[], Predictor] | None = None,
+    build: Callable[[], Predictor | StagedPredictor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features Nx30 and targets Nx3 (IoU of each snapped candidate)
     from every object's :func:`object_examples` (``prompts="clicks"``) or
     :func:`box_examples` (``prompts="boxes"`` or ``"box_cut"``).
 
-    ``predictor`` must not snap (``graph_cut=None``): the cut is applied here, so the
-    masks before and after it are both at hand. With ``jobs`` > 1 the scenes are shared
-    among that many worker processes (:func:`~segany.engine.workers.map_scenes`), each
-    with the predictor ``build`` makes (picklable; the same as ``predictor``); the
-    examples are the same as in one process.
+    ``predictor`` runs no stage but a refiner (a :class:`Predictor`, or a
+    :class:`~segany.refine.StagedPredictor` with ``Stages(refiner=...)``): the cut is
+    applied here, so the masks before and after it are both at hand. With ``jobs`` > 1
+    the scenes are shared among that many worker processes
+    (:func:`~segany.eval.workers.map_scenes`), each with the predictor ``build`` makes
+    (picklable; the same as ``predictor``); the examples are the same as in one process.
     """
-    if predictor.graph_cut is not None:
-        raise ValueError("collect_ranking_examples needs a Predictor with graph_cut=None")
+    stages = predictor.stages.names if isinstance(predictor, StagedPredictor) else ()
+    if set(stages) - {"refiner"}:
+        raise ValueError("collect_ranking_examples needs a predictor with a refiner at most")
     if prompts not in PROMPT_KINDS:
         raise ValueError(f"prompts must be one of {PROMPT_KINDS}, got {prompts!r}")
     if jobs > 1 and build is None:
@@ -201,7 +204,7 @@ def collect_ranking_examples(
 
 
 def scene_examples(
-    predictor: Predictor,
+    predictor: Predictor | StagedPredictor,
     index: int,
     scene: Scene,
     graph_cut: GraphCut,
@@ -238,7 +241,7 @@ def fit_ranker(
     log: Callable[[dict[str, float]], object] | None = None,
 ) -> MaskRanker:
     """A ranker fitted to Nx30 ``features`` of ``config.prompts`` (a click or a box
-    ranker, see :class:`~segany.models.ranker.RankerConfig`; Nx18: a mask ranker) and
+    ranker, see :class:`~segany.refine.ranker.RankerConfig`; Nx18: a mask ranker) and
     Nx3 ``targets`` (eval mode out).
 
     ``log`` receives per epoch the mean squared error and the mean target IoU of the
@@ -284,13 +287,13 @@ def fit_ranker(
 
 
 def train_ranker(
-    predictor: Predictor,
+    predictor: Predictor | StagedPredictor,
     graph_cut: GraphCut,
     config: RankerTrainConfig = RankerTrainConfig(),
     progress: bool = True,
     log: Callable[[dict[str, float]], object] | None = None,
     jobs: int = 1,
-    build: Callable[[], Predictor] | None = None,
+    build: Callable[[], Predictor | StagedPredictor] | None = None,
 ) -> MaskRanker:
     """Collect examples on ``config.scenes`` training scenes (in ``jobs`` processes, see
     :func:`collect_ranking_examples`), then fit a ranker."""

@@ -1,13 +1,13 @@
 """Re-ranking a click's three candidate masks after graph-cut snapping.
 
 The decoder's IoU head scores the masks it drew; graph-cut snapping
-(:mod:`segany.models.graph_cut`) then changes them, and by how much depends on the mask:
+(:mod:`segany.refine.graph_cut`) then changes them, and by how much depends on the mask:
 a whole object snaps cleanly to its colour edges, a blob that covers half of two parts
 does not. The ranker predicts the IoU of each *snapped* mask from what the pipeline
 already has — the decoder's scores, each mask's area before and after the cut, how much
 the cut moved it, and how much the three snapped masks overlap — so the mask a click
 answers with is the one most likely to be the object. A small MLP (18 or 30 → 64 → 64
-→ 3, 6.4 k parameters with 30) trained on generated scenes (:mod:`segany.train.ranker`).
+→ 3, 6.4 k parameters with 30) trained on generated scenes (:mod:`segany.refine.train_ranker`).
 
 Rankers come in three kinds (:data:`RANKER_KINDS`). A click ranker (``"clicks"``) also
 reads where the clicks sit in each mask (:func:`click_features`: 12 more inputs): the
@@ -16,7 +16,7 @@ ranker (``"boxes"``) reads how each mask fits the box (:func:`box_features`: 12 
 whole object fills its tight box edge to edge, a part does not. A box-cut ranker
 (``"box_cut"``) is a box ranker whose candidates are the decoder's first and third masks
 and, in the second place (:data:`BOX_CUT_SLOT`), the box's own graph cut
-(:meth:`~segany.models.graph_cut.GraphCut.cut_box`, seeded by the box alone): on a tight
+(:meth:`~segany.refine.graph_cut.GraphCut.cut_box`, seeded by the box alone): on a tight
 box GrabCut alone beats the model's masks, on a box drawn loosely it does not, and the
 ranker tells the two apart from how each candidate fits the box. A mask ranker
 (``"masks"``, the click ranker of files written before 2026-12-05) reads the 18 alone.
@@ -28,7 +28,6 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -165,6 +164,8 @@ def click_features(points: np.ndarray, labels: np.ndarray, snapped: np.ndarray) 
       clicks inside; the first click's distance to the mask's centroid over sqrt(area)
       (an empty mask: 0, 0, 0, 3).
     """
+    import cv2  # (imported on first use: OpenCV is heavy to load)
+
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(labels).reshape(-1)
     if len(points) == 0 or len(points) != len(labels):

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 import segany
+from segany.errors import InputError
 from segany.models import build_sam
-from segany.models.graph_cut import GraphCut
-from segany.registry import get_spec
+from segany.refine import StagedPredictor, Stages, get_stage_spec, registered_stages
+from segany.refine.graph_cut import GraphCut
 from tests.test_loading import TINY
 
 
@@ -89,15 +90,17 @@ def test_nothing_to_seed_leaves_the_mask_alone() -> None:
 
 
 def test_predictor_snaps_masks_only_for_weights_that_ask() -> None:
-    assert get_spec("segany_shapes").graph_cut
+    spec = get_stage_spec("segany_shapes")
+    assert spec is not None and spec.graph_cut
     torch.manual_seed(0)  # (a random mask wholly outside the box would be left alone)
     random = build_sam(TINY)
-    assert segany.Predictor(random).graph_cut is None  # random weights: not asked for
+    with pytest.raises(InputError, match="no mask stages are registered"):
+        registered_stages(random)  # random weights: not asked for
     with pytest.raises(ValueError, match="graph_cut must be"):
-        segany.Predictor(random, graph_cut="yes")
+        Stages(graph_cut="yes")  # type: ignore[arg-type]
     image, disk = _disk_scene()
-    plain = segany.Predictor(random, refiner=None, graph_cut=None)
-    snapping = segany.Predictor(random, refiner=None, graph_cut=GraphCut())
+    plain = segany.Predictor(random)
+    snapping = StagedPredictor(segany.Predictor(random), Stages(graph_cut=GraphCut()))
     box = np.array([50.0, 30.0, 110.0, 90.0])
     outs = []
     for predictor in (plain, snapping):

@@ -316,3 +316,23 @@ def test_end_to_end_with_real_generator(images: Path, tmp_path: Path, tiny_model
             assert int(mask_utils.area(rle)) == ann["area"]
             assert mask_utils.decode(rle).shape == (H, W)
     assert total > 0
+
+
+def test_the_bundled_demo_model_says_what_it_is(
+    images: Path,
+    tmp_path: Path,
+    fake_generate: list,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On a user's images the bundled weights (and only they) bring one line naming the
+    command that gets a published model."""
+    bundled = build_sam(TINY)
+    bundled.name, bundled.weights_sha256 = "segany_shapes", "0" * 64
+    monkeypatch.setattr(everything_cli, "_load_model", lambda *args, **kwargs: bundled)
+    assert main(["everything", str(images / "a.png"), "-o", str(tmp_path / "one")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "demo model" in line]
+    assert len(notes) == 1 and "--model mobile_sam" in notes[0]
+    bundled.weights_sha256 = None  # the same network with weights of the user's own
+    assert main(["everything", str(images / "b.jpg"), "-o", str(tmp_path / "two")]) == 0
+    assert "demo model" not in capsys.readouterr().err

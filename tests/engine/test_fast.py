@@ -72,7 +72,9 @@ def test_fused_vit_attention_equals_exact_in_fp32() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["openvino", "torch"])
-@pytest.mark.parametrize("name", ["mobile_sam", "sam_vit_b"])
+@pytest.mark.parametrize(
+    "name", ["mobile_sam", pytest.param("sam_vit_b", marks=pytest.mark.full)]
+)  # ViT-B differs from the small ViT in config only: `make test-all`
 def test_fast_embeddings_and_masks_stay_close(name: str, backend: str, monkeypatch) -> None:
     # bf16 on every CPU (where it is emulated the fast mode itself would choose fp32,
     # tests/engine/test_hardware.py): the quality bar is bf16's

@@ -121,7 +121,10 @@ def staged(predictor: Any, stages: Any) -> Any:
 def demo_model_note(model: Any) -> None:
     """One line on stderr when ``model`` is the bundled demo model on a user's images:
     what it is, and how to get a published one."""
-    if getattr(model, "name", None) == "segany_shapes" and not getattr(model, "is_random", True):
+    from segany.registry import DEFAULT_MODEL
+
+    bundled = getattr(model, "weights_sha256", None) is not None
+    if bundled and getattr(model, "name", None) == DEFAULT_MODEL:
         print(
             "segany: note: segany_shapes is the bundled demo model, trained on generated "
             "shapes; on photos its masks are shapeless. Use a published model, e.g. "

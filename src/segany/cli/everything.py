@@ -16,7 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 import segany
-from segany.cli.common import add_model_arguments
+from segany.cli.common import add_model_arguments, demo_model_note
 from segany.errors import CheckpointError, InputError
 from segany.everything import MaskGenerator
 from segany.everything.batch import FORMATS, Batch, expand_inputs, plan_items
@@ -137,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
                 "masks will be meaningless",
                 file=sys.stderr,
             )
+        if not args.quiet:
+            demo_model_note(model)
         strategy = args.strategy
         if strategy == "auto":
             published_head = (

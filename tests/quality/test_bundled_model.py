@@ -339,6 +339,7 @@ def test_bundled_prompt_head_finds_objects(model) -> None:
     assert ar >= AR_FLOOR
 
 
+@pytest.mark.full  # fast mode's closeness to exact stays in make test: tests/engine/test_fast.py
 def test_fast_mode_keeps_the_exact_quality(model, monkeypatch) -> None:
     """ "fast" (bf16 decoder, fused encoder) answers prompts as well as "exact".
 
@@ -369,6 +370,7 @@ def test_fast_mode_keeps_the_exact_quality(model, monkeypatch) -> None:
     assert same >= 0.9
 
 
+@pytest.mark.full
 def test_fast_segevery_matches_exact_masks(model, monkeypatch) -> None:
     """Grid SegEvery in "fast" finds the masks "exact" finds, matched at IoU 0.9.
 

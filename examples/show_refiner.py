@@ -1,9 +1,9 @@
 """The bundled model's box answers after each of its mask stages, side by side.
 
 Run ``.venv/bin/python examples/show_refiner.py`` to write ``docs/pictures/refiner.png``:
-one row per held-out scene: the ground truth, the decoder's masks for every object's tight
-box (``refiner=None, graph_cut=None``, as the official code gives them), the refined
-masks, and the refined masks snapped by the graph cut (the default pipeline), each titled
+one row per held-out scene: the ground truth, the network's masks for every object's tight
+box (a plain ``Predictor``, as the official code gives them), the masks after the opt-in
+refiner (``segany.refine``), and the refined masks snapped by the graph cut, each titled
 with its box mIoU on that scene.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import segany
+from segany import refine
 from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
 from segany.eval.promptable import iou
 from segany.visualize import overlay_masks
@@ -38,10 +39,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/pictures/refiner.png"))
     args = parser.parse_args()
     model = segany.load_model()
+    stages = refine.registered_stages(model)
+    refined = stages.without("graph_cut", "ranker", "box_ranker", "zoom")
     predictors = {
-        "decoder only": segany.Predictor(model, refiner=None, graph_cut=None),
-        "+ refiner": segany.Predictor(model, graph_cut=None),
-        "+ graph cut (default)": segany.Predictor(model),
+        "network alone": segany.Predictor(model),
+        "+ refiner": refine.StagedPredictor(segany.Predictor(model), refined),
+        "+ graph cut": refine.StagedPredictor(segany.Predictor(model), stages.without("zoom")),
     }
     dataset = SceneDataset(max(args.scenes) + 1, EVAL_BASE_SEED)
     rows = []

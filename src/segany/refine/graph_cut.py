@@ -74,10 +74,8 @@ class GraphCut:
       pad (int): pixels added to every side of the region.
       box_grow (int): a box prompt's mask is grown (dilated) by this many pixels before it
         seeds the cut. GrabCut keeps a seed that falls short of the object's edge more
-        than one that overshoots it (seeded with the ground truth eroded by 2 px it gives
-        0.767 mIoU, dilated by 2 px 0.893); on 200 held-out scenes a 1-pixel growth lifts
-        the bundled model's tight box from 0.794 to 0.806. Click prompts are not grown (the
-        centre click lost 0.004 with their seed eroded by 1 px; docs/training.md).
+        than one that overshoots it, so a slightly grown seed cuts better; click prompts
+        are not grown (docs/training.md, "A box's seed grown by a pixel before the cut").
       context (int): pixels of background around the region that the background colour
         model also sees (the crop GrabCut runs on).
       max_side (int | None): a crop longer than this is cut at a lower resolution (the
@@ -224,10 +222,10 @@ class GraphCut:
         ``box_margin``, no ``box_grow``; ``pad``, ``context`` and the resolution as set).
 
         A tight box says more than "the object is in here": the object touches its four
-        sides. Cut inside the box itself, GrabCut alone reaches 0.843 tight-box mIoU on
-        the 200 held-out scenes (the bundled model's whole pipeline without it: 0.806)
-        but only 0.702 on noisy boxes, whose sides cut objects short or leave a margin:
-        so it is a candidate to rank, not an answer (docs/training.md).
+        sides. Cut inside the box itself, GrabCut alone does well on tight boxes but
+        poorly on noisy ones, whose sides cut objects short or leave a margin: so it is a
+        candidate to rank, not an answer (docs/training.md, "A box's own cut as a third
+        answer").
 
         Arguments:
           image: HxWx3 uint8 RGB. box: (4,) XYXY box in pixels.

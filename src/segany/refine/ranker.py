@@ -7,7 +7,7 @@ does not. The ranker predicts the IoU of each *snapped* mask from what the pipel
 already has — the decoder's scores, each mask's area before and after the cut, how much
 the cut moved it, and how much the three snapped masks overlap — so the mask a click
 answers with is the one most likely to be the object. A small MLP (18 or 30 → 64 → 64
-→ 3, 6.4 k parameters with 30) trained on generated scenes (:mod:`segany.refine.train_ranker`).
+→ 3) trained on generated scenes (:mod:`segany.refine.train_ranker`).
 
 Rankers come in three kinds (:data:`RANKER_KINDS`). A click ranker (``"clicks"``) also
 reads where the clicks sit in each mask (:func:`click_features`: 12 more inputs): the
@@ -19,7 +19,8 @@ and, in the second place (:data:`BOX_CUT_SLOT`), the box's own graph cut
 (:meth:`~segany.refine.graph_cut.GraphCut.cut_box`, seeded by the box alone): on a tight
 box GrabCut alone beats the model's masks, on a box drawn loosely it does not, and the
 ranker tells the two apart from how each candidate fits the box. A mask ranker
-(``"masks"``, the click ranker of files written before 2026-12-05) reads the 18 alone.
+(``"masks"``, the click ranker of files written before ranker kinds existed) reads the 18
+alone.
 """
 
 from __future__ import annotations
@@ -276,7 +277,7 @@ class MaskRanker(nn.Module):
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, torch.Tensor]) -> MaskRanker:
         """A ranker from :meth:`export`'s tensors (its width and kind read from them; a
-        file without ``kind`` is from before 2026-12-05: 18 inputs a mask ranker, 30 a
+        file without ``kind`` is from before ranker kinds: 18 inputs a mask ranker, 30 a
         box ranker)."""
         tensors = dict(state_dict)
         weight = tensors.get("mlp.0.weight")

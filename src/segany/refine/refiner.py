@@ -2,8 +2,8 @@
 
 SAM's decoder sees the image only through the encoder's 16x-downsampled embedding, and a
 small encoder trained on few scenes learns "a blob in the box" more than the object's
-exact extent. GrabCut shows how much the colours alone say (segany's scenes: tight-box
-mIoU 0.754 with no learning; docs/training.md). This stage adds that: per prompt, at the
+exact extent. GrabCut shows how much the colours alone say (docs/training.md, "What
+holds the model back"). This stage adds that: per prompt, at the
 grid of the low-res logits (LxL, stride s = image_size / L), a small residual net of
 dilated convolutions reads
 
@@ -18,7 +18,7 @@ model re-estimated from the corrected mask (shared weights), as GrabCut iterates
 starts at zero, so an untrained refiner returns the decoder's logits unchanged.
 
 The refiner is segany's own; the official SAM classes have no such stage, so the parity
-tests and the ONNX export cover the model without it (``Predictor(..., refiner=None)``).
+tests and the ONNX export cover the network without it (a plain ``Predictor``).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class MaskRefiner(nn.Module):
         self.head = nn.Conv2d(config.width, 1, 1)
         for parameter in self.head.parameters():
             nn.init.zeros_(parameter)  # starts as the identity
-        self.to(memory_format=torch.channels_last)  # about 2x faster convolutions on a CPU
+        self.to(memory_format=torch.channels_last)  # faster convolutions on a CPU
 
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, torch.Tensor]) -> MaskRefiner:

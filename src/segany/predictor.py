@@ -192,15 +192,11 @@ class Predictor:
         outputs = []
         for start in range(0, prompts.num_prompts, self.box_batch_size):
             tensors = self.prompt_tensors(prompts, start)
-            found = self.predict_torch(*tensors, multimask, return_logits)
-            masks_t, scores_t, logits_t = found
+            masks, scores, logits = self.predict_torch(*tensors, multimask, return_logits)
             outputs.append(
-                (masks_t.cpu().numpy(), scores_t.float().cpu().numpy(), logits_t.cpu().numpy())
+                (masks.cpu().numpy(), scores.float().cpu().numpy(), logits.cpu().numpy())
             )
-        masks, scores, logits = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
-        if not prompts.many_boxes:
-            masks, scores, logits = masks[0], scores[0], logits[0]
-        return Prediction(masks=masks, scores=scores, low_res_logits=logits)
+        return joined(outputs, prompts)
 
     def prompt_tensors(
         self, prompts: Prompts, start: int = 0
@@ -303,6 +299,17 @@ class Predictor:
         return engine.decode_prompts_above(
             self.model, current.features, point_coords, point_labels, multimask_output, min_iou
         )
+
+
+def joined(
+    outputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], prompts: Prompts
+) -> Prediction:
+    """One :class:`Prediction` from the (masks BxCxHxW, scores BxC, low-res logits
+    BxCxhxw) of ``prompts``' batches in order; without a box array, the one prompt's."""
+    masks, scores, logits = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
+    if not prompts.many_boxes:
+        masks, scores, logits = masks[0], scores[0], logits[0]
+    return Prediction(masks=masks, scores=scores, low_res_logits=logits)
 
 
 def _refuse_removed(options: dict[str, object]) -> None:

@@ -34,9 +34,9 @@ from segany.refine.train_ranker import (
     fit_ranker,
 )
 from segany.weights import save_state_dict_file
+from tests.helpers import TINY
 from tests.refine.test_graph_cut import _disk_scene, _iou
 from tests.refine.test_ranker import _predictors_on
-from tests.test_loading import TINY
 
 
 def test_box_fill_is_inclusive_and_clipped_to_the_image() -> None:

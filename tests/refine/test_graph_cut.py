@@ -11,7 +11,7 @@ from segany.errors import InputError
 from segany.models import build_sam
 from segany.refine import StagedPredictor, Stages, get_stage_spec, registered_stages
 from segany.refine.graph_cut import GraphCut
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 
 def _disk_scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -38,8 +38,8 @@ from segany.refine.train_ranker import (
     object_examples,
 )
 from segany.weights import save_state_dict_file
+from tests.helpers import TINY
 from tests.refine.test_graph_cut import _disk_scene
-from tests.test_loading import TINY
 
 
 def _squares() -> tuple[np.ndarray, np.ndarray]:

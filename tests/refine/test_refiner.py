@@ -16,7 +16,7 @@ from segany.models import build_sam
 from segany.refine import StagedPredictor, Stages
 from segany.refine.refiner import MaskRefiner, RefinerConfig, box_region, click_maps
 from segany.weights import save_state_dict_file
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 
 def _trained_like(seed: int = 0) -> MaskRefiner:

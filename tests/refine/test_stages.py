@@ -29,7 +29,7 @@ from segany.refine import (
     registered_stages,
 )
 from segany.weights import save_state_dict_file, sha256_file
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 
 def test_stages_refuse_a_ranker_of_the_wrong_kind() -> None:

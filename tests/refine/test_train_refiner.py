@@ -17,7 +17,7 @@ from segany.models import build_sam
 from segany.refine.refiner import MaskRefiner, RefinerConfig
 from segany.refine.train_refiner import RefinerTrainConfig, train_refiner
 from segany.weights import save_state_dict_file
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 SMALL = {"images_per_step": 1, "boxes_per_image": 2, "sessions_per_image": 1, "clicks": 1}
 

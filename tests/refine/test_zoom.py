@@ -15,7 +15,7 @@ from segany.errors import InputError
 from segany.models import build_sam
 from segany.refine import StagedPredictor, Stages, get_stage_spec, registered_stages
 from segany.refine.zoom import OUTSIDE, ClickZoom, Frame, frame_of, resample_logits
-from tests.test_loading import TINY
+from tests.helpers import TINY
 
 ZOOM = ClickZoom(windows=(0.5, 0.25), min_side=16)
 

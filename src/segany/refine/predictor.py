@@ -24,7 +24,7 @@ from PIL import Image
 from .. import engine
 from ..data.images import load_image
 from ..embedding import Embedding, remember
-from ..predictor import Prediction, Predictor
+from ..predictor import Prediction, Predictor, joined
 from ..prompts import Prompts
 from .graph_cut import threaded_map
 from .ranker import CANDIDATES, MaskRanker, box_cut_candidates
@@ -176,10 +176,7 @@ class StagedPredictor:
             self._answer_chunk(prompts, start, multimask, return_logits)
             for start in range(0, prompts.num_prompts, self.predictor.box_batch_size)
         ]
-        masks, scores, logits = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
-        if not prompts.many_boxes:
-            masks, scores, logits = masks[0], scores[0], logits[0]
-        return Prediction(masks=masks, scores=scores, low_res_logits=logits)
+        return joined(outputs, prompts)
 
     @torch.inference_mode()
     def _answer_chunk(

@@ -24,6 +24,7 @@ from PIL import Image
 from .. import engine
 from ..data.images import load_image
 from ..embedding import Embedding, remember
+from ..models.sam import Sam
 from ..predictor import Prediction, Predictor, joined
 from ..prompts import Prompts
 from .graph_cut import threaded_map
@@ -77,7 +78,8 @@ class StagedPredictor:
 
     # ----------------------------------------------------------------- image
     @property
-    def model(self):  # type: ignore[no-untyped-def]  # (the predictor's: Sam or a Runtime)
+    def model(self) -> Sam | engine.Runtime:
+        """The predictor's model."""
         return self.predictor.model
 
     def set_image(self, image: np.ndarray | Image.Image | str | Path) -> None:

@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(VENV)/.runtime: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[server]'
 	touch $@
 
 $(VENV)/.test: $(VENV)/.runtime web/node_modules/.installed

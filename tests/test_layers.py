@@ -15,7 +15,9 @@ ROOT = Path(segany.__file__).parent
 # the core answers what the network computes: it never reaches the opt-in stages or above
 CORE = ("segany.predictor", "segany.session", "segany.embedding", "segany.models",
         "segany.engine", "segany.everything", "segany.loading", "segany.registry")  # fmt: skip
-ABOVE_CORE = ("segany.refine", "segany.eval", "segany.train", "segany.cli")
+ABOVE_CORE = ("segany.refine", "segany.eval", "segany.train", "segany.server", "segany.cli")
+# the data engine's server sits on top of everything but the CLI
+BELOW_SERVER = ("segany.data", "segany.refine", "segany.eval", "segany.train", *CORE)
 
 
 def _module_name(path: Path) -> str:
@@ -109,6 +111,14 @@ def test_the_core_knows_nothing_of_the_layers_above_it() -> None:
             assert not above, f"{name} reaches {sorted(above)}"
 
 
+def test_only_the_cli_reaches_the_server() -> None:
+    graph = _imports()
+    for name in graph:
+        if name.startswith(BELOW_SERVER):
+            server = {m for m in _reach(graph, name) if m.startswith("segany.server")}
+            assert not server, f"{name} reaches {sorted(server)}"
+
+
 def test_the_engine_knows_nothing_of_scenes() -> None:
     graph = _imports()
     for name in graph:
@@ -139,6 +149,9 @@ def _aliases(tree: ast.Module) -> set[str]:
     return names - {"__version__"}
 
 
-def test_importing_segany_loads_no_opencv() -> None:
-    code = "import segany, sys; assert 'cv2' not in sys.modules, 'cv2 was imported'"
+def test_importing_segany_loads_no_opencv_and_no_server() -> None:
+    code = (
+        "import segany, segany.cli.main, sys; loaded = {'cv2', 'fastapi', 'sqlalchemy', "
+        "'uvicorn', 'pycocotools'} & set(sys.modules); assert not loaded, loaded"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

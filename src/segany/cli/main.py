@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NoReturn
 
-from segany.cli import bench, everything, export, models, segment, train
+from segany.cli import bench, everything, export, models, project, segment, serve, train, user
 from segany.cli import eval as eval_command
 from segany.errors import SegAnyError
 
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     eval_command.register(commands)
     export.register(commands)
     bench.register(commands)
+    serve.register(commands)
+    user.register(commands)
+    project.register(commands)
     return parser
 
 

@@ -39,7 +39,7 @@ from ..fileio import atomic_path
 from ..models.sam import Sam
 from ..weights import sha256_file
 
-__all__ = ["OnnxDecoder", "export_onnx"]
+__all__ = ["OnnxDecoder", "export_onnx", "model_sha256"]
 
 OPSET = 17
 
@@ -86,7 +86,9 @@ class OnnxDecoder(nn.Module):
         return self.mask_decoder.predict_masks(embedding, encoder.get_dense_pe(), sparse, dense)
 
 
-def _model_hash(model: Sam) -> str:
+def model_sha256(model: Sam) -> str:
+    """sha256 of the model's tensors (names and fp32 values): which weights these are,
+    whatever file they came from."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
@@ -122,7 +124,7 @@ def export_onnx(model: Sam, out_dir: str | Path, *, overwrite: bool = False) -> 
     side = model.prompt_encoder.image_embedding_size[0]
     metadata: dict[str, Any] = {
         "model": model.name,
-        "model_sha256": _model_hash(model),
+        "model_sha256": model_sha256(model),
         "input_size": model.image_size,
         "embedding": [model.prompt_encoder.embed_dim, side, side],
         "low_res_size": model.prompt_encoder.mask_input_size[0],

@@ -1,0 +1,145 @@
+"""The model behind the server: cached embeddings, decoding, prefetch, the browser's
+decoder, and the bounded queue."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segany.data.rle import rle_to_mask
+from segany.predictor import Predictor
+from segany.server.errors import BusyError
+from segany.server.inference import InferenceQueue, ModelService
+from tests.server.conftest import Served, make_served, png_bytes
+
+
+@pytest.fixture
+def local(tmp_path: Path, service: ModelService) -> Served:
+    state, _ = make_served(f"sqlite:///{tmp_path}/s.db", tmp_path / "data", service)
+    with state.client:
+        yield state
+
+
+def _images(served: Served, count: int) -> tuple[int, list[dict]]:
+    project = served.project()
+    images = []
+    for seed in range(count):
+        answer = served.upload(project, png_bytes(seed=seed + 10), name=f"i{seed}.png")
+        images.append(answer.json())
+    return project, images
+
+
+def test_embedding_is_computed_once_and_matches_the_predictor(
+    local: Served, service: ModelService
+) -> None:
+    _, images = _images(local, 1)
+    url = f"/api/images/{images[0]['id']}/embedding"
+    first = local.client.get(url, headers=local.auth())
+    assert first.status_code == 200
+    meta = __import__("json").loads(first.headers["x-segany-embedding"])
+    assert meta["weights_sha256"] == service.weights_key and meta["original_size"] == [96, 128]
+    cached = service.cache.tensor_path(images[0]["sha256"])
+    stamp = cached.stat().st_mtime_ns
+    again = local.client.get(url, headers=local.auth())
+    assert again.content == first.content and cached.stat().st_mtime_ns == stamp
+    served = np.frombuffer(first.content, "<f4").reshape(meta["shape"])
+    predictor = Predictor(service.model)
+    predictor.set_image(
+        local.config.images_dir / images[0]["sha256"][:2] / f"{images[0]['sha256']}.png"
+    )
+    assert np.array_equal(served, predictor.get_image_embedding().numpy())
+
+
+def test_decode_answers_what_the_predictor_does(local: Served, service: ModelService) -> None:
+    _, images = _images(local, 1)
+    answer = local.client.post(
+        f"/api/images/{images[0]['id']}/decode",
+        json={"points": [[64, 48]], "labels": [1]},
+        headers=local.auth(),
+    )
+    assert answer.status_code == 200
+    data = answer.json()
+    predictor = Predictor(service.model)
+    predictor.set_image(
+        local.config.images_dir / images[0]["sha256"][:2] / f"{images[0]['sha256']}.png"
+    )
+    expected = predictor.predict([[64, 48]], [1])
+    assert np.allclose(data["scores"], expected.scores, atol=1e-5)
+    for rle, mask in zip(data["masks"], expected.masks, strict=True):
+        assert np.array_equal(rle_to_mask(rle), mask)
+    assert data["best"] == int(np.argmax(expected.scores))
+    assert all(0 <= s <= 1 for s in data["stability_scores"])
+    bad = local.client.post(
+        f"/api/images/{images[0]['id']}/decode",
+        json={"points": [[1, 2]], "labels": [1, 0]},
+        headers=local.auth(),
+    )
+    assert bad.status_code == 400
+
+
+def test_next_images_are_encoded_ahead(local: Served, service: ModelService) -> None:
+    _, images = _images(local, 4)
+    local.client.get(f"/api/images/{images[0]['id']}/embedding", headers=local.auth())
+    deadline = time.monotonic() + 30
+    ahead = [i["sha256"] for i in images[1 : 1 + local.config.prefetch]]
+    while time.monotonic() < deadline and not all(service.cached(s) for s in ahead):
+        time.sleep(0.05)
+    assert all(service.cached(s) for s in ahead)
+    assert service.cached(images[-1]["sha256"]) is None  # only the next `prefetch` ones
+
+
+def test_decoder_onnx_runs_on_the_served_embedding(local: Served, service: ModelService) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    _, images = _images(local, 1)
+    describe = local.client.get("/api/model", headers=local.auth()).json()
+    assert describe["weights_sha256"] == service.weights_key
+    onnx = local.client.get(describe["decoder"], headers=local.auth())
+    assert onnx.status_code == 200
+    embedding = local.client.get(f"/api/images/{images[0]['id']}/embedding", headers=local.auth())
+    shape = __import__("json").loads(embedding.headers["x-segany-embedding"])["shape"]
+    session = ort.InferenceSession(onnx.content)
+    low = service.model.prompt_encoder.mask_input_size[0]
+    outputs = session.run(
+        None,
+        {
+            "image_embeddings": np.frombuffer(embedding.content, "<f4").reshape(shape),
+            "point_coords": np.array([[[100.0, 80.0], [0.0, 0.0]]], np.float32),
+            "point_labels": np.array([[1, -1]], np.float32),
+            "mask_input": np.zeros((1, 1, low, low), np.float32),
+            "has_mask_input": np.zeros(1, np.float32),
+        },
+    )
+    assert outputs[0].shape[0] == 1 and np.isfinite(outputs[0]).all()
+
+
+def test_queue_refuses_beyond_its_bound_and_times_out() -> None:
+    queue = InferenceQueue(capacity=2, timeout_s=0.2)
+    release = threading.Event()
+    try:
+        queue.submit(release.wait)
+        queue.submit(lambda: 1)
+        with pytest.raises(BusyError):
+            queue.submit(lambda: 2)  # the third request: 503 at once
+        assert queue.refused == 1
+        release.set()
+        time.sleep(0.05)
+        assert asyncio.run(queue.run(lambda: 3)) == 3
+        release.clear()
+        queue.submit(release.wait, background=True)  # background work is not counted ...
+        with pytest.raises(BusyError, match="within"):
+            asyncio.run(queue.run(lambda: 4))  # ... but a request behind it can time out
+    finally:
+        release.set()
+        queue.close()
+
+
+def test_model_routes_answer_503_without_a_model(tmp_path: Path) -> None:
+    state, _ = make_served(f"sqlite:///{tmp_path}/s.db", tmp_path / "data", None)
+    with state.client:
+        assert state.client.get("/api/model", headers=state.auth()).status_code == 503
+        assert state.client.get("/readyz").json()["model"] == "none"

@@ -306,7 +306,10 @@ def joined(
 ) -> Prediction:
     """One :class:`Prediction` from the (masks BxCxHxW, scores BxC, low-res logits
     BxCxhxw) of ``prompts``' batches in order; without a box array, the one prompt's."""
-    masks, scores, logits = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
+    if len(outputs) == 1:  # one batch: no copy (full-size logits are megabytes)
+        masks, scores, logits = outputs[0]
+    else:
+        masks, scores, logits = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
     if not prompts.many_boxes:
         masks, scores, logits = masks[0], scores[0], logits[0]
     return Prediction(masks=masks, scores=scores, low_res_logits=logits)

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from segany.data.rle import decode_counts, encode_counts, mask_to_rle, rle_area, rle_to_mask
+from segany.data.rle import (
+    decode_counts,
+    encode_counts,
+    mask_to_rle,
+    rle_area,
+    rle_box_area,
+    rle_to_mask,
+)
 from segany.errors import InputError
 
 # pycocotools' decode passes copy=False to np.array, which NumPy 2 warns about.
@@ -109,3 +116,11 @@ def test_bad_rle_raises_input_error(rle: dict, match: str) -> None:
 def test_mask_must_be_two_dimensional() -> None:
     with pytest.raises(InputError, match="HxW"):
         mask_to_rle(np.zeros((2, 3, 4), dtype=bool))
+
+
+@pytest.mark.parametrize(("name", "mask"), CASES, ids=[name for name, _ in CASES])
+def test_box_and_area_from_runs_match_pycocotools(name: str, mask: np.ndarray) -> None:
+    box, area = rle_box_area(mask_to_rle(mask))
+    encoded = _coco(mask)
+    assert area == int(coco_mask.area(encoded)) == int(mask.sum())
+    assert list(box) == [float(v) for v in coco_mask.toBbox(encoded)]

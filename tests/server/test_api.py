@@ -238,3 +238,31 @@ def test_openapi_documents_the_api(served: Served) -> None:
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
     assert served.client.get("/healthz").json() == {"status": "ok"}
     assert served.client.get("/readyz").status_code == 200
+
+
+def test_logout_revokes_at_once_and_other_revocations_within_the_cache_time(
+    served: Served,
+) -> None:
+    from segany.server.auth import issue_token, revoke_tokens
+
+    login = served.client.post("/api/login", json={"name": "ann", "password": "password"})
+    assert login.status_code == 200
+    headers = {"Authorization": f"Bearer {login.json()['token']}"}
+    assert served.client.get("/api/me", headers=headers).json()["name"] == "ann"
+    assert served.client.post("/api/logout", headers=headers).status_code == 204
+    assert served.client.get("/api/me", headers=headers).status_code == 401
+    # revoked elsewhere (the CLI): believed for at most token_cache_s more
+    served.app.state.tokens.ttl_s = 0.3
+    with served.db.session() as session:
+        from segany.server.tables import User
+
+        ann = session.query(User).filter_by(name="ann").one()
+        token = issue_token(session, ann).token
+    headers = {"Authorization": f"Bearer {token}"}
+    assert served.client.get("/api/me", headers=headers).status_code == 200
+    with served.db.session() as session:
+        revoke_tokens(session, session.query(User).filter_by(name="ann").one(), token)
+    import time
+
+    time.sleep(0.35)
+    assert served.client.get("/api/me", headers=headers).status_code == 401

@@ -55,8 +55,8 @@ def token_user(data: Path, token: str) -> str | None:
     db = open_database(ServerConfig(data_dir=data).database_url)
     try:
         with db.read() as session:
-            user = user_for_token(session, token)
-            return None if user is None else user.name
+            found = user_for_token(session, token)
+            return None if found is None else found[0].name
     finally:
         db.close()
 

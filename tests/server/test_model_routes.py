@@ -130,7 +130,9 @@ def test_queue_refuses_beyond_its_bound_and_times_out() -> None:
         time.sleep(0.05)
         assert asyncio.run(queue.run(lambda: 3)) == 3
         release.clear()
-        queue.submit(release.wait, background=True)  # background work is not counted ...
+        started = threading.Event()
+        queue.submit(lambda: started.set() or release.wait(), background=True)
+        assert started.wait(5)  # background work is running, and not counted ...
         with pytest.raises(BusyError, match="within"):
             asyncio.run(queue.run(lambda: 4))  # ... but a request behind it can time out
     finally:

@@ -28,7 +28,14 @@ import numpy.typing as npt
 
 from segany.errors import InputError
 
-__all__ = ["decode_counts", "encode_counts", "mask_to_rle", "rle_area", "rle_to_mask"]
+__all__ = [
+    "decode_counts",
+    "encode_counts",
+    "mask_to_rle",
+    "rle_area",
+    "rle_box_area",
+    "rle_to_mask",
+]
 
 
 def mask_to_rle(mask: npt.ArrayLike, *, compressed: bool = True) -> dict[str, Any]:
@@ -86,6 +93,32 @@ def rle_to_mask(rle: dict[str, Any]) -> npt.NDArray[np.bool_]:
 def rle_area(rle: dict[str, Any]) -> int:
     """Number of set pixels of a COCO RLE (the sum of its runs of 1s), without decoding it."""
     return int(sum(_counts(rle)[1::2]))
+
+
+def rle_box_area(rle: dict[str, Any]) -> tuple[tuple[float, float, float, float], int]:
+    """The bbox (XYWH, ``w = x_max - x + 1`` as pycocotools' ``toBbox``; all 0 when empty)
+    and area of a COCO RLE, from its runs alone: no ``HxW`` decode.
+
+    Raises:
+        InputError: as :func:`rle_to_mask` (bad size or counts).
+    """
+    height, width = _size(rle)
+    counts = np.asarray(_counts(rle), dtype=np.int64)
+    if int(counts.sum()) != height * width:
+        raise InputError(f"RLE counts add up to {int(counts.sum())} pixels, but size "
+                         f"{height}x{width} has {height * width}")  # fmt: skip
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    ones = (np.arange(len(counts)) % 2 == 1) & (counts > 0)
+    first, last = starts[ones], ends[ones] - 1  # pixel indices, column-major
+    if len(first) == 0:
+        return (0.0, 0.0, 0.0, 0.0), 0
+    x0, x1 = int(first.min() // height), int(last.max() // height)
+    within = first // height == last // height  # runs inside one column
+    y0 = int((first[within] % height).min()) if within.all() else 0
+    y1 = int((last[within] % height).max()) if within.all() else height - 1
+    box = (float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1))
+    return box, int(counts[ones].sum())
 
 
 def encode_counts(counts: list[int]) -> str:

@@ -26,6 +26,7 @@ from segany.server.errors import HttpError
 from segany.server.inference import ModelService
 from segany.server.routes import annotations as annotation_routes
 from segany.server.routes import auth, images, model, projects
+from segany.server.routes.deps import TokenCache
 from segany.server.uploads import remove_tmp_files
 
 __all__ = ["create_app"]
@@ -67,6 +68,7 @@ def create_app(
     app.state.config = config
     app.state.db = db
     app.state.service = service
+    app.state.tokens = TokenCache(config.token_cache_s)
     for router in (
         auth.router,
         projects.router,

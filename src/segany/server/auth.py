@@ -98,14 +98,17 @@ def issue_token(
     return IssuedToken(token=token, user=user.name, expires_at=expires)
 
 
-def user_for_token(session: Session, token: str) -> User | None:
-    """The user a valid token belongs to; None when unknown, revoked or expired."""
+def user_for_token(session: Session, token: str) -> tuple[User, float | None] | None:
+    """The user a valid token belongs to, and when the token expires (a POSIX time; None:
+    never); None when it is unknown, revoked or expired."""
     row = session.scalar(select(Token).where(Token.digest == digest(token)))
     if row is None or row.revoked_at is not None:
         return None
-    if row.expires_at is not None and _aware(row.expires_at) <= utc_now():
+    expires = _aware(row.expires_at).timestamp() if row.expires_at is not None else None
+    if expires is not None and expires <= utc_now().timestamp():
         return None
-    return session.get(User, row.user_id)
+    user = session.get(User, row.user_id)
+    return None if user is None else (user, expires)
 
 
 def revoke_tokens(session: Session, user: User, token: str | None = None) -> int:

@@ -54,6 +54,7 @@ class ServerConfig:
     inference_timeout_s: float = 30.0
     prefetch: int = 2
     login_hours: float = 24.0 * 7
+    token_cache_s: float = 5.0
 
     @property
     def database_url(self) -> str:

@@ -16,12 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from segany.data.rle import mask_to_rle, rle_to_mask
+from segany.data.rle import mask_to_rle, rle_box_area, rle_to_mask
 from segany.errors import InputError
 from segany.server.errors import ConflictError, NotFoundError
 from segany.server.tables import Annotation, AnnotationEvent, Image, Project, User, utc_now
@@ -91,20 +90,21 @@ def mask_fields(rle: Mapping[str, Any], image: Image) -> dict[str, Any]:
     """The stored form of a mask: compressed RLE, bbox (XYWH) and area, checked against the
     image's size."""
     try:
-        mask = rle_to_mask(dict(rle))
+        box, area = rle_box_area(dict(rle))
+        size = [int(v) for v in rle["size"]]
     except (InputError, ValueError, TypeError, KeyError) as exc:
         raise InputError(f"the mask is not a valid COCO RLE: {exc}") from None
-    if mask.shape != (image.height, image.width):
+    if size != [image.height, image.width]:
         raise InputError(
-            f"the mask is {mask.shape[1]}x{mask.shape[0]} but image {image.id} "
-            f"is {image.width}x{image.height}"
+            f"the mask is {size[1]}x{size[0]} but image {image.id} is {image.width}x{image.height}"
         )
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    if area == 0:
         raise InputError("the mask is empty")
-    x0, y0 = int(xs.min()), int(ys.min())
-    bbox = [float(x0), float(y0), float(xs.max() - x0 + 1), float(ys.max() - y0 + 1)]
-    return {"rle": mask_to_rle(mask), "bbox": bbox, "area": int(len(xs))}
+    # compressed counts are kept as sent; a list of runs is stored compressed
+    counts = rle["counts"]
+    if not isinstance(counts, str):
+        counts = mask_to_rle(rle_to_mask(dict(rle)))["counts"]
+    return {"rle": {"size": size, "counts": counts}, "bbox": list(box), "area": area}
 
 
 def _check(fields: Mapping[str, Any], project: Project) -> None:

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from segany.data.images import load_image
 from segany.data.rle import mask_to_rle
 from segany.embedding import Embedding, remember
+from segany.server.batching import DecodeBatcher, DecodeRequest
 from segany.server.config import ServerConfig
 from segany.server.embeddings import EmbeddingCache
 from segany.server.errors import BusyError
@@ -126,6 +127,7 @@ class ModelService:
         try:
             self.model = load_model(self.config.model, self.config.checkpoint, progress=False)
             self.predictor = Predictor(self.model, cache_size=0)
+            self.batcher = DecodeBatcher(self.predictor, self._embedding)
             self.weights_key = self.model.weights_sha256 or model_sha256(self.model)
             self.cache = EmbeddingCache(
                 self.config.embeddings_dir, self.weights_key, self.model.name
@@ -217,15 +219,9 @@ class ModelService:
     ) -> dict[str, Any]:
         """Masks (COCO RLE), predicted IoUs and stability scores for one prompt."""
 
-        def job() -> tuple[np.ndarray, np.ndarray]:
-            embedding = self._embedding(image_sha, path)
-            with self.predictor.viewing(embedding):
-                answer = self.predictor.predict(
-                    points, labels, box, multimask=multimask, return_logits=True
-                )
-            return answer.masks, answer.scores
-
-        logits, scores = await self.queue.run(job)
+        request = DecodeRequest(image_sha, path, points, labels, box, multimask)
+        self.batcher.add(request)
+        logits, scores = await self.queue.run(lambda: self.batcher.run(request))
         # thresholds, stability and RLE off the model's thread: it goes on to the next job
         return await run_in_threadpool(self._answer, logits, scores)
 

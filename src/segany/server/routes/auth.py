@@ -38,6 +38,7 @@ def logout(request: Request, user: CurrentUser) -> None:
     token = request.headers["authorization"].split(" ", 1)[1].strip()
     with database(request).session() as session:
         revoke_tokens(session, user, token)
+    request.app.state.tokens.drop(token)
 
 
 @router.get("/me")

@@ -145,3 +145,33 @@ def test_model_routes_answer_503_without_a_model(tmp_path: Path) -> None:
     with state.client:
         assert state.client.get("/api/model", headers=state.auth()).status_code == 503
         assert state.client.get("/readyz").json()["model"] == "none"
+
+
+def test_waiting_decodes_of_one_image_share_a_decoder_call(
+    local: Served, service: ModelService
+) -> None:
+    from segany.server.batching import DecodeRequest
+
+    _, images = _images(local, 1)
+    sha = images[0]["sha256"]
+    path = local.config.images_dir / sha[:2] / f"{sha}.png"
+    clicks = [[20.0, 30.0], [64.0, 48.0], [100.0, 70.0]]
+    requests = [DecodeRequest(sha, path, [c], [1], None, True) for c in clicks]
+    bad = DecodeRequest(sha, path, [[1.0, 2.0]], [1, 0], None, True)  # labels don't match
+    other = DecodeRequest(sha, path, [[5.0, 5.0], [9.0, 9.0]], [1, 0], None, True)
+    for request in [*requests, bad, other]:
+        service.batcher.add(request)
+    before = service.batcher.batches
+    service.queue.submit(lambda: service.batcher.run(requests[0])).result(timeout=30)
+    assert service.batcher.batches == before + 1  # one call answered all three
+    assert all(r.answer.done() for r in requests) and not other.answer.done()
+    predictor = Predictor(service.model)
+    predictor.set_image(path)
+    for click, request in zip(clicks, requests, strict=True):
+        logits, scores = request.answer.result()
+        alone = predictor.predict([click], [1], return_logits=True)
+        assert np.allclose(logits, alone.masks, atol=1e-4)
+        assert np.allclose(scores, alone.scores, atol=1e-5)
+    with pytest.raises(Exception, match="label"):
+        service.queue.submit(lambda: service.batcher.run(bad)).result(timeout=30)
+    service.queue.submit(lambda: service.batcher.run(other)).result(timeout=30)

@@ -300,3 +300,14 @@ def test_valid_upload_is_stored_once(served: Served) -> None:
     assert image_rows(served, project) == [(body["id"], body["sha256"])]
     answer = served.client.get(f"/api/images/{body['id']}/file", headers=served.auth())
     assert answer.status_code == 200 and answer.content == data
+
+
+def test_text_is_refused_even_after_ultralytics_patched_pillow(served: Served) -> None:
+    """Ultralytics replaces PIL.Image.open on import; uploads must still answer 415."""
+    pytest.importorskip("ultralytics")
+    import ultralytics.utils.patches  # noqa: F401  (the patch is applied on import)
+
+    project = served.project()
+    with Unchanged(served, project):
+        answer = served.upload(project, b"hello, not a png", "a.png")
+        refused(answer, 415, "not an image")

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 
 from segany.errors import InputError
 
-__all__ = ["MAX_IMAGE_PIXELS", "load_image"]
+__all__ = ["MAX_IMAGE_PIXELS", "load_image", "pillow_open"]
 
 #: Default pixel limit of :func:`load_image`: the number of pixels above which Pillow
 #: itself raises ``DecompressionBombError`` (twice ``PIL.Image.MAX_IMAGE_PIXELS``), about
@@ -38,7 +38,7 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _WIDE_MODES = _SIXTEEN_BIT_MODES | {"I", "F"}
 
 
-def _pillow_open() -> Callable[..., Any]:
+def pillow_open() -> Callable[..., Any]:
     """Pillow's own ``Image.open``, even after another package replaced it.
 
     Ultralytics (the optional ``yolo`` extra) replaces ``PIL.Image.open`` when imported, with
@@ -139,7 +139,7 @@ def _from_file(path: Path, max_pixels: int | None) -> np.ndarray:
             # Pillow warns between MAX_IMAGE_PIXELS and twice that; our own max_pixels
             # check below decides instead, so the warning is not shown to users.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _pillow_open()(path) as im:
+            with pillow_open()(path) as im:
                 return _from_pil(im, what, max_pixels)
     except Image.DecompressionBombError as exc:
         raise InputError(

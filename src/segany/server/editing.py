@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 STAGES = ("manual", "semi", "auto")
-#: The fields an event's snapshot holds (with ``version``), and an edit may change.
+#: The fields an event's snapshot holds (with ``version``).
 FIELDS = (
     "category_id",
     "rle",
@@ -53,16 +53,8 @@ FIELDS = (
     "stability_score",
     "deleted",
 )
-EDITABLE = (
-    "category_id",
-    "rle",
-    "stage",
-    "prompts",
-    "model_name",
-    "weights_sha256",
-    "predicted_iou",
-    "stability_score",
-)
+#: The fields a client may set: bbox and area follow from the mask, deletion has its call.
+EDITABLE = tuple(name for name in FIELDS if name not in ("bbox", "area", "deleted"))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
 
-from segany.data.images import load_image
+from segany.data.images import load_image, pillow_open
 from segany.errors import InputError
 from segany.fileio import write_atomic
 from segany.server.errors import TooLargeError, UnsupportedError
@@ -69,7 +69,9 @@ def check_image(data: bytes, *, max_pixels: int) -> CheckedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            header = Image.open(io.BytesIO(data))  # reads the header only
+            # Pillow's own open: an imported Ultralytics replaces Image.open with one that
+            # tries to install a HEIF plugin for what it cannot read
+            header = pillow_open()(io.BytesIO(data))  # reads the header only
     except Image.DecompressionBombError:
         raise TooLargeError(f"the image has more than {max_pixels} pixels") from None
     except (OSError, ValueError, SyntaxError):

@@ -67,6 +67,11 @@ class DecodeBatcher:
         with self._lock:
             self._pending.append(request)
 
+    def discard(self, request: DecodeRequest) -> None:
+        """Forget a request that will not be run (it timed out or was refused)."""
+        with self._lock:
+            self._pending = [r for r in self._pending if r is not request]
+
     def run(self, request: DecodeRequest) -> Answer:
         """On the model's thread: ``request``'s answer, decoding it (and its batch) now
         unless an earlier batch already did."""
@@ -77,8 +82,11 @@ class DecodeBatcher:
     def _take(self, request: DecodeRequest) -> list[DecodeRequest]:
         with self._lock:
             batch = [request]
-            batch += [r for r in self._pending if r is not request and r.key == request.key
-                      and not r.answer.done()][: self.max_batch - 1]  # fmt: skip
+            batch += [
+                r
+                for r in self._pending
+                if r is not request and r.key == request.key and not r.answer.done()
+            ][: self.max_batch - 1]
             self._pending = [r for r in self._pending if r not in batch]
         return batch
 
@@ -95,8 +103,7 @@ class DecodeBatcher:
             ready, parts = [], []
             for request in batch:
                 try:
-                    prompts = predictor.check_prompts(request.points, request.labels,
-                                                      request.box)  # fmt: skip
+                    prompts = predictor.check_prompts(request.points, request.labels, request.box)
                 except BaseException as exc:  # this request's own input error
                     request.answer.set_exception(exc)
                     continue

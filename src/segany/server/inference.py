@@ -221,7 +221,10 @@ class ModelService:
 
         request = DecodeRequest(image_sha, path, points, labels, box, multimask)
         self.batcher.add(request)
-        logits, scores = await self.queue.run(lambda: self.batcher.run(request))
+        try:
+            logits, scores = await self.queue.run(lambda: self.batcher.run(request))
+        finally:
+            self.batcher.discard(request)
         # thresholds, stability and RLE off the model's thread: it goes on to the next job
         return await run_in_threadpool(self._answer, logits, scores)
 

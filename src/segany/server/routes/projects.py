@@ -78,8 +78,12 @@ def export(
 
         return JSONResponse(coco_document(dataset, segmentation=segmentation))
     work = Path(tempfile.mkdtemp(prefix="segany-export-"))
-    folder = exchange.write_export(dataset, files, format, work / format, config, segmentation)
-    archive = shutil.make_archive(str(work / f"project_{project_id}_{format}"), "zip", folder)
+    try:
+        folder = exchange.write_export(dataset, files, format, work / format, config, segmentation)
+        archive = shutil.make_archive(str(work / f"project_{project_id}_{format}"), "zip", folder)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     return FileResponse(
         archive,
         media_type="application/zip",

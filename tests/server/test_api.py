@@ -266,3 +266,10 @@ def test_logout_revokes_at_once_and_other_revocations_within_the_cache_time(
 
     time.sleep(0.35)
     assert served.client.get("/api/me", headers=headers).status_code == 401
+
+
+def test_pages_are_cross_origin_isolated_for_wasm_threads(served: Served) -> None:
+    for path in ("/login", "/healthz", "/api/projects"):
+        answer = served.client.get(path, headers=served.auth())
+        assert answer.headers["cross-origin-opener-policy"] == "same-origin"
+        assert answer.headers["cross-origin-embedder-policy"] == "require-corp"

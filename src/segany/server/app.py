@@ -78,6 +78,7 @@ def create_app(
     ):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes + (1 << 20))
+    app.add_middleware(CrossOriginIsolation)
     _add_handlers(app)
     _add_pages(app)
     return app
@@ -168,6 +169,32 @@ class BodyLimit:
         except _BodyTooLarge:
             if not started:
                 await _too_large(send, self.limit)
+
+
+class CrossOriginIsolation:
+    """Send COOP/COEP on every answer: the page is then cross-origin isolated, which WASM
+    threads (SharedArrayBuffer) need for the in-page decoder."""
+
+    HEADERS = [
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"cross-origin-embedder-policy", b"require-corp"),
+        (b"cross-origin-resource-policy", b"same-origin"),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class _BodyTooLarge(HTTPException):

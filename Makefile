@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+APP    := src/segany/server/static/app/.built
 # torch comes first and pinned: this release (and its torchvision) installs from local
 # disk on our machines; a bare `torch` could pull a multi-GB build.
 TORCH  := torch==2.14.1
@@ -18,15 +19,20 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[server]'
 	touch $@
 
-$(VENV)/.test: $(VENV)/.runtime web/node_modules/.installed
+$(VENV)/.test: $(VENV)/.runtime web/node_modules/.installed $(APP)
 	$(BIN)/pip install -q $(TORCH) $(TORCHVISION)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-# The browser side (onnxruntime-web; later the annotation tool), pinned by package-lock.json.
+# The browser side (onnxruntime-web, the annotation page), pinned by package-lock.json.
 web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The annotation page, built into the package (segany serve serves it at /app/): only
+# building needs Node.js, running segany does not.
+$(APP): web/node_modules/.installed web/build.mjs $(wildcard web/src/*.js web/app/*)
+	cd web && node build.mjs ../src/segany/server/static/app
 
 demo: $(VENV)/.runtime
 	$(BIN)/python examples/demo.py --out demo_output

@@ -15,7 +15,8 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,6 +33,8 @@ from segany.server.uploads import remove_tmp_files
 __all__ = ["create_app"]
 
 STATIC = Path(__file__).parent / "static"
+#: The annotation page, built from web/ by `make` (absent in a checkout not built yet).
+APP = STATIC / "app"
 
 
 def create_app(
@@ -127,10 +130,19 @@ def _add_pages(app: FastAPI) -> None:
         ready = checks["database"] == "ok" and checks["model"] in ("ok", "none")
         return JSONResponse(checks, status_code=200 if ready else 503)
 
-    @app.get("/", include_in_schema=False)
     @app.get("/login", include_in_schema=False)
     def login_page() -> FileResponse:
         return FileResponse(STATIC / "login.html", media_type="text/html")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> Response:
+        """The annotation page when it is built into the package, else the login."""
+        if (APP / "index.html").exists():
+            return RedirectResponse("/app/")
+        return login_page()
+
+    if (APP / "index.html").exists():
+        app.mount("/app", StaticFiles(directory=APP, html=True), name="app")
 
 
 class BodyLimit:

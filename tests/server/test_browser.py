@@ -7,6 +7,7 @@ that fails. ``SEGANY_SCREENSHOTS=DIR`` saves the page's screenshots there.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segany.data.masks import interior_point
+from segany.data.masks import corrective_click, interior_point
 from segany.data.rle import rle_to_mask
 from segany.data.scenes import SceneConfig, generate_scene
 from segany.server.app import APP
@@ -82,18 +83,90 @@ def page(site: dict[str, Any]) -> Iterator[Any]:
         browser.close()
 
 
-def _click(page: Any, x: float, y: float, width: int, height: int) -> dict[str, Any]:
-    """Click image pixel (x, y) with the mouse; the page's mask and its prompt back."""
+def _screen(page: Any, x: float, y: float, width: int, height: int) -> tuple[float, float]:
+    """Where image pixel (x, y) is on the screen."""
     box = page.locator("#mask").bounding_box()
-    before = page.evaluate("window.seganyApp.state.decodes")
-    page.mouse.click(
-        box["x"] + (x + 0.5) * box["width"] / width, box["y"] + (y + 0.5) * box["height"] / height
+    return (
+        box["x"] + (x + 0.5) * box["width"] / width,
+        box["y"] + (y + 0.5) * box["height"] / height,
     )
-    page.wait_for_function(f"window.seganyApp.state.decodes > {before}")
+
+
+def _shown(page: Any) -> np.ndarray:
+    """The page's mask layer at the image's resolution."""
     shown = page.evaluate("window.seganyApp.mask()")
-    mask = np.array(shown["data"], dtype=bool).reshape(shown["height"], shown["width"])
+    data = np.frombuffer(base64.b64decode(shown["data"]), dtype=np.uint8)
+    return data.astype(bool).reshape(shown["height"], shown["width"])
+
+
+def _click(
+    page: Any, x: float, y: float, width: int, height: int, button: str = "left"
+) -> dict[str, Any]:
+    """Click image pixel (x, y) with the mouse; the page's mask and its first point back."""
+    before = page.evaluate("window.seganyApp.state.decodes")
+    page.mouse.click(*_screen(page, x, y, width, height), button=button)
+    page.wait_for_function(f"window.seganyApp.state.decodes > {before}")
     point = page.evaluate("window.seganyApp.state.points[0]")
-    return {"mask": mask, "point": point, "ms": page.evaluate("window.seganyApp.state.lastMs")}
+    return {
+        "mask": _shown(page),
+        "point": point,
+        "ms": page.evaluate("window.seganyApp.state.lastMs"),
+    }
+
+
+def test_a_dragged_box_and_the_hover_preview(site: dict[str, Any], page: Any) -> None:
+    row = site["scenes"][1]["row"]
+    page.evaluate("window.seganyApp.openImage(1)")
+    truth = site["scenes"][1]["masks"][0]
+    x, y = interior_point(truth)
+    page.mouse.move(*_screen(page, x, y, row["width"], row["height"]))
+    page.wait_for_function("window.seganyApp.state.preview !== null")  # before any click
+    ys, xs = np.nonzero(truth)
+    before = page.evaluate("window.seganyApp.state.decodes")
+    page.mouse.move(*_screen(page, xs.min(), ys.min(), row["width"], row["height"]))
+    page.mouse.down()
+    page.mouse.move(*_screen(page, xs.max(), ys.max(), row["width"], row["height"]), steps=5)
+    page.mouse.up()
+    page.wait_for_function(f"window.seganyApp.state.decodes > {before}")
+    box = page.evaluate("window.seganyApp.state.box")
+    answer = site["http"].post(f"/api/images/{row['id']}/decode",
+                               json={"box": box, "multimask": False}).json()  # fmt: skip
+    assert _iou(_shown(page), rle_to_mask(answer["masks"][0])) >= 0.99
+    _screenshot(page, "annotate_box.png")
+    page.keyboard.press("Escape")
+
+
+def test_corrective_clicks_help(site: dict[str, Any], page: Any) -> None:
+    """Up to 3 corrections, each at the largest error region as SAM's evaluation places
+    them (right click for a negative one), beat the first click on average."""
+    first, last = [], []
+    for index, scene in enumerate(site["scenes"]):
+        row = scene["row"]
+        page.evaluate(f"window.seganyApp.openImage({index})")
+        for truth in scene["masks"][: 4 if index < 2 else 2]:
+            page.keyboard.press("Escape")
+            x, y = interior_point(truth)
+            mask = _click(page, x, y, row["width"], row["height"])["mask"]
+            first.append(_iou(mask, truth))
+            for _ in range(3):
+                correction = corrective_click(truth, mask)
+                if correction is None:
+                    break
+                (cx, cy), label = correction
+                button = "left" if label == 1 else "right"
+                mask = _click(page, cx, cy, row["width"], row["height"], button)["mask"]
+            last.append(_iou(mask, truth))
+    print(
+        f"mean IoU with the truth: first click {np.mean(first):.3f}, "
+        f"after corrections {np.mean(last):.3f}"
+    )
+    assert float(np.mean(last)) > float(np.mean(first)), (first, last)
+
+
+def _screenshot(page: Any, name: str) -> None:
+    shots = os.environ.get("SEGANY_SCREENSHOTS")
+    if shots:
+        page.screenshot(path=str(Path(shots) / name))
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -109,6 +182,7 @@ def test_page_masks_equal_the_servers_decode(site: dict[str, Any], page: Any) ->
         for truth in scene["masks"][: 4 if index < 2 else 2]:  # 10 objects in all
             page.keyboard.press("Escape")
             x, y = interior_point(truth)
+            page.wait_for_function("!window.seganyApp.state.hovering")
             shown = _click(page, x, y, row["width"], row["height"])
             answer = (
                 site["http"]
@@ -123,9 +197,7 @@ def test_page_masks_equal_the_servers_decode(site: dict[str, Any], page: Any) ->
             times.append(shown["ms"])
     assert len(ious) == 10
     assert float(np.mean(ious)) >= 0.99, ious
-    shots = os.environ.get("SEGANY_SCREENSHOTS")
-    if shots:
-        page.screenshot(path=str(Path(shots) / "annotate_page.png"))
+    _screenshot(page, "annotate_page.png")
 
 
 def test_commit_undo_redo_and_export(site: dict[str, Any], page: Any) -> None:

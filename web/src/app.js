@@ -9,7 +9,7 @@ if (params.get("token")) localStorage.setItem("segany.token", params.get("token"
 
 const state = {
   model: null, project: null, images: [], index: 0, image: null, meta: null,
-  points: [], labels: [], mask: null, best: null, lastMs: null, decodes: 0, pending: new Map(),
+  points: [], labels: [], box: null, mask: null, preview: null, hovering: false, best: null, lastMs: null, decodes: 0, pending: new Map(),
 };
 const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
 let nextId = 1;
@@ -113,7 +113,8 @@ function fit() {
 }
 
 function clearPrompts() {
-  state.points = []; state.labels = []; state.mask = null; state.best = null;
+  state.points = []; state.labels = []; state.box = null; state.mask = null; state.best = null;
+  state.preview = null;
   drawMask();
 }
 
@@ -123,38 +124,80 @@ async function addPoint(x, y, positive) {
   await runDecoder();
 }
 
-async function runDecoder() {
+async function setBox(start, end) {
+  state.box = [Math.min(start[0], end[0]), Math.min(start[1], end[1]),
+               Math.max(start[0], end[0]), Math.max(start[1], end[1])];
+  await runDecoder();
+}
+
+// Decode points (with labels) and/or a box (XYXY) given in image pixels, as SAM's
+// predictor does: a box is two corner points labelled 2 and 3, and without a box a
+// padding point labelled -1 is added. One point alone: the best of the three multimask
+// outputs; anything more: the single-mask output.
+async function decodePrompt(points, pointLabels, box) {
   const [H, W] = state.meta.original_size, [inH, inW] = state.meta.input_size;
-  const coords = [], labels = [...state.labels];
-  for (const [x, y] of state.points) coords.push(x * (inW / W), y * (inH / H));
-  coords.push(0, 0); labels.push(-1); // the padding point, as SAM's predictor adds it
+  const coords = [], labels = [...pointLabels];
+  for (const [x, y] of points) coords.push(x * (inW / W), y * (inH / H));
+  if (box) {
+    coords.push(box[0] * (inW / W), box[1] * (inH / H), box[2] * (inW / W), box[3] * (inH / H));
+    labels.push(2, 3);
+  } else {
+    coords.push(0, 0); labels.push(-1);
+  }
   const answer = await decode(coords, labels);
   const L = answer.lowSize, plane = L * L;
-  // one click: the best of the three multimask outputs; more clicks: the single-mask output
   let best = 0;
-  if (state.points.length === 1) {
+  if (points.length === 1 && !box) {
     best = 1;
     for (let k = 2; k < answer.iou.length; k++) if (answer.iou[k] > answer.iou[best]) best = k;
   }
   const logits = upscale(answer.masks.subarray(best * plane, (best + 1) * plane), L, state.model.input_size, [inH, inW], [H, W]);
-  state.mask = threshold(logits, state.model.mask_threshold);
-  state.best = { index: best, iou: answer.iou[best] };
+  return { mask: threshold(logits, state.model.mask_threshold), best, iou: answer.iou[best], ms: answer.ms };
+}
+
+async function runDecoder() {
+  const answer = await decodePrompt(state.points, state.labels, state.box);
+  state.mask = answer.mask;
+  state.preview = null;
+  state.best = { index: answer.best, iou: answer.iou };
   state.lastMs = answer.ms;
   state.decodes += 1;
-  $("timing").textContent = `decoder ${answer.ms.toFixed(1)} ms · IoU ${answer.iou[best].toFixed(3)}`;
+  $("timing").textContent = `decoder ${answer.ms.toFixed(1)} ms · IoU ${answer.iou.toFixed(3)}`;
   drawMask();
 }
 
-function drawMask() {
-  const canvas = $("mask"), ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (!state.mask) return;
-  const pixels = ctx.createImageData(canvas.width, canvas.height);
-  const alpha = Math.round(255 * Number($("opacity").value));
-  for (let i = 0; i < state.mask.length; i++) {
-    if (state.mask[i]) { pixels.data[4 * i] = 30; pixels.data[4 * i + 1] = 144; pixels.data[4 * i + 2] = 255; pixels.data[4 * i + 3] = alpha; }
+// The mask under the cursor, before any click (skipped while a decode is running).
+async function hover(x, y) {
+  if (state.hovering || state.points.length || state.box) return;
+  state.hovering = true;
+  try {
+    const answer = await decodePrompt([[x, y]], [1], null);
+    if (!state.points.length && !state.box) { state.preview = answer.mask; drawMask(); }
+  } finally {
+    state.hovering = false;
+  }
+}
+
+function paint(ctx, mask, rgb, alpha) {
+  const pixels = ctx.createImageData(ctx.canvas.width, ctx.canvas.height);
+  for (let i = 0; i < mask.length; i++) {
+    if (mask[i]) { pixels.data[4 * i] = rgb[0]; pixels.data[4 * i + 1] = rgb[1]; pixels.data[4 * i + 2] = rgb[2]; pixels.data[4 * i + 3] = alpha; }
   }
   ctx.putImageData(pixels, 0, 0);
+}
+
+function drawMask(dragBox = null) {
+  const canvas = $("mask"), ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const alpha = Math.round(255 * Number($("opacity").value));
+  if (state.mask) paint(ctx, state.mask, [30, 144, 255], alpha);
+  else if (state.preview) paint(ctx, state.preview, [255, 200, 40], Math.round(alpha / 2));
+  const line = Math.max(2, canvas.width / 400);
+  for (const box of [state.box, dragBox]) {
+    if (!box) continue;
+    ctx.strokeStyle = "#ffd02a"; ctx.lineWidth = line;
+    ctx.strokeRect(box[0], box[1], box[2] - box[0], box[3] - box[1]);
+  }
   for (let k = 0; k < state.points.length; k++) {
     const [x, y] = state.points[k];
     ctx.beginPath();
@@ -171,7 +214,7 @@ async function commit() {
     category_id: Number($("label").value),
     segmentation: toRle(state.mask, state.image.height, state.image.width),
     stage: "manual",
-    prompts: { points: state.points, labels: state.labels },
+    prompts: { points: state.points, labels: state.labels, box: state.box },
     model_name: state.model.name,
     weights_sha256: state.model.weights_sha256,
     predicted_iou: state.best.iou,
@@ -211,10 +254,29 @@ function imagePoint(event) {
 function wire() {
   const layer = $("mask");
   layer.addEventListener("contextmenu", (event) => event.preventDefault());
+  // a click adds a point; a drag (over 5 screen pixels) draws a box
+  let drag = null;
+  const failed = (error) => status(String(error.message || error), "error");
   layer.addEventListener("mousedown", (event) => {
     if (!state.image) return;
-    const [x, y] = imagePoint(event);
-    addPoint(x, y, event.button === 0 && !event.shiftKey).catch((error) => status(String(error.message), "error"));
+    drag = { start: imagePoint(event), screen: [event.clientX, event.clientY], positive: event.button === 0 && !event.shiftKey, end: null };
+  });
+  layer.addEventListener("mousemove", (event) => {
+    if (!state.image) return;
+    const point = imagePoint(event);
+    if (!drag) { hover(...point).catch(() => {}); return; }
+    if (Math.hypot(event.clientX - drag.screen[0], event.clientY - drag.screen[1]) > 5) {
+      drag.end = point;
+      const [a, b] = [drag.start, drag.end];
+      drawMask([Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])]);
+    }
+  });
+  window.addEventListener("mouseup", () => {
+    if (!drag) return;
+    const done = drag;
+    drag = null;
+    if (done.end) setBox(done.start, done.end).catch(failed);
+    else addPoint(...done.start, done.positive).catch(failed);
   });
   $("opacity").addEventListener("input", drawMask);
   window.addEventListener("resize", fit);
@@ -253,5 +315,11 @@ window.seganyApp = {
   openImage,
   commit,
   history,
-  mask: () => ({ width: state.image.width, height: state.image.height, data: Array.from(state.mask || []) }),
+  // the current mask at the image's resolution, one byte a pixel, base64
+  mask: () => {
+    const bytes = state.mask || new Uint8Array(state.image.width * state.image.height);
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 32768) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 32768));
+    return { width: state.image.width, height: state.image.height, data: btoa(text) };
+  },
 };

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from segany.data.rle import mask_to_rle, rle_box_area, rle_to_mask
 from segany.errors import InputError
 from segany.server.errors import ConflictError, NotFoundError
+from segany.server.store import category_ids
 from segany.server.tables import Annotation, AnnotationEvent, Image, Project, User, utc_now
 
 __all__ = [
@@ -102,9 +103,7 @@ def mask_fields(rle: Mapping[str, Any], image: Image) -> dict[str, Any]:
 def _check(fields: Mapping[str, Any], project: Project) -> None:
     if "stage" in fields and fields["stage"] not in STAGES:
         raise InputError(f"stage must be one of {', '.join(STAGES)}, got {fields['stage']!r}")
-    if "category_id" in fields and fields["category_id"] not in {
-        int(c["id"]) for c in project.categories
-    }:
+    if "category_id" in fields and fields["category_id"] not in category_ids(project):
         raise InputError(
             f"category {fields['category_id']} is not in project {project.id}'s label set"
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -174,7 +173,3 @@ def import_dataset(
 def _key(image: Image, item: DatasetAnnotation) -> str:
     content = json.dumps([image.sha256, item.category_id, item.rle["counts"]])
     return "import:" + hashlib.sha256(content.encode()).hexdigest()[:48]
-
-
-def export_summary(dataset: Dataset) -> dict[str, Any]:
-    return {"images": len(dataset.images), "annotations": len(dataset.annotations)}

@@ -115,6 +115,7 @@ class ModelService:
         self._memory: OrderedDict[str, Embedding] = OrderedDict()
         self._memory_size = memory_cache
         self._encoding: dict[str, Future[Embedding]] = {}
+        self._ahead: set[str] = set()  # images prefetch has seen cached or queued
         self._lock = threading.Lock()
         self.queue.submit(self._load, background=True)
 
@@ -199,9 +200,16 @@ class ModelService:
         return found
 
     def prefetch(self, images: list[tuple[str, Path]]) -> int:
-        """Encode ``(sha256, path)`` images not cached yet, when the model is idle."""
+        """Encode ``(sha256, path)`` images not cached yet, when the model is idle.
+
+        Called on every decode: an image found cached or queued once is not looked up on
+        disk again.
+        """
         started = 0
         for image_sha, path in images:
+            if image_sha in self._ahead:
+                continue
+            self._ahead.add(image_sha)
             if self.cached(image_sha) is None:
                 self._encode_once(image_sha, path, background=True)
                 started += 1

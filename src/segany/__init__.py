@@ -21,7 +21,7 @@ from .predictor import Prediction, Predictor
 from .registry import get_spec, list_models
 from .session import ClickSession
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "CheckpointError",

@@ -193,3 +193,59 @@ def test_cli_export(tmp_path: Path, capsys) -> None:
     assert "--overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
     assert main(["export", "onnx", "--model", "nope", "-o", str(out)]) == 2
+
+
+def test_folded_decoder_on_mobile_sam_blob_weights(tmp_path: Path) -> None:
+    """On MobileSAM's architecture (256 wide, 8 heads) with the structured random weights of
+    the parity tests, the exported graph's masks are the official decoder's: the folded
+    attention and matrix upscaling change rounding only. Up to 20 points (more than the
+    16 tokens where folding stops paying) stay equal too."""
+    import onnxruntime as ort
+
+    from tests.everything.structured import blob_models, scene
+
+    official, ours = blob_models(  # as tests/everything/test_parity.py's MobileSAM case
+        get_spec("mobile_sam").config,
+        tmp_path / "blob.pth",
+        areas=(0.004, 0.012, 0.035),
+        frequency=1.5,
+        sharpness=0.5,
+    )
+    export_onnx(ours.eval(), tmp_path / "onnx")
+    session = ort.InferenceSession(str(tmp_path / "onnx" / "decoder.onnx"))
+    generator = torch.Generator().manual_seed(5)
+    side = ours.prompt_encoder.image_embedding_size[0]
+    image = torch.from_numpy(scene(200, 300, seed=5)).permute(2, 0, 1)[None].float()
+    image = torch.nn.functional.interpolate(image, size=(683, 1024), mode="bilinear")
+    with torch.no_grad():  # a real (blob-scaled) embedding of a generated scene
+        embedding = official.image_encoder(official.preprocess(image))
+    ious = []
+    for points in (2, 3, 6, 21):
+        coords = torch.rand((4, points, 2), generator=generator) * torch.tensor([1024, 683])
+        labels = torch.randint(0, 2, (4, points), generator=generator).float()
+        labels[:, 0], labels[:, -1] = 1, -1
+        with torch.no_grad():
+            # the official encoder appends the padding point itself
+            prompt = (coords[:, :-1], labels[:, :-1])
+            sparse, dense = official.prompt_encoder(points=prompt, boxes=None, masks=None)
+            want, want_iou = official.mask_decoder.predict_masks(
+                embedding, official.prompt_encoder.get_dense_pe(), sparse, dense
+            )
+        feeds = {
+            "image_embeddings": embedding.numpy(),
+            "point_coords": coords.numpy(),
+            "point_labels": labels.numpy(),
+            "mask_input": np.zeros((4, 1, 4 * side, 4 * side), np.float32),
+            "has_mask_input": np.zeros(4, np.float32),
+        }
+        got, got_iou = session.run(None, feeds)
+        assert np.abs(got_iou - want_iou.numpy()).max() <= 1e-4
+        scale = float(want.abs().max())
+        assert np.abs(got - want.numpy()).max() <= 1e-4 * scale
+        pixels = (4 * side) ** 2
+        for a, b in zip(
+            got.reshape(-1, pixels) > 0, want.numpy().reshape(-1, pixels) > 0, strict=True
+        ):
+            if a.any() or b.any():
+                ious.append((a & b).sum() / (a | b).sum())
+    assert len(ious) >= 24 and min(ious) >= 0.99  # 30 of the 64 masks are non-empty

@@ -121,7 +121,14 @@ def quality_rows(rows_of) -> Rows:
     return rows_of(QUALITY_SCENES)
 
 
-@pytest.mark.parametrize("network", [False, True], ids=["with its stages", "network alone"])
+@pytest.mark.parametrize(
+    "network",
+    [
+        # 12 scenes through five stages take 4.5 to 7.5 minutes of one core: make test-all
+        pytest.param(False, id="with its stages", marks=pytest.mark.full),
+        pytest.param(True, id="network alone"),
+    ],
+)
 def test_quality_on_held_out_scenes(rows_of, network: bool) -> None:
     """The bundled weights with all their registered stages, and alone (the bare
     Predictor, as the official code answers: the floor the stages start from)."""

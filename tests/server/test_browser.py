@@ -28,6 +28,7 @@ from segany.server.app import APP
 from segany.server.auth import add_user, issue_token
 from segany.server.database import open_database
 from segany.server.loadtest import ServerProcess
+from tests.server.rings import fill_rings, near_boundary
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -68,19 +69,37 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def page(site: dict[str, Any]) -> Iterator[Any]:
+def browser(site: dict[str, Any]) -> Iterator[Any]:
+    """A chromium context at 1280x800, logged in as the site's user."""
     _require(find_spec("playwright") is not None, "Playwright for Python is not installed")
     from playwright import sync_api
 
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = chromium.new_context(viewport={"width": 1280, "height": 800})
         context.add_init_script(f"localStorage.setItem('segany.token', '{site['token']}')")
-        tab = context.new_page()
-        tab.goto(f"{site['server'].url}/app/?project={site['project']}")
-        assert tab.evaluate("window.seganyApp.ready") is True
-        yield tab
-        browser.close()
+        yield context
+        chromium.close()
+
+
+def _open(browser: Any, url: str) -> Any:
+    tab = browser.new_page()
+    tab.goto(url)
+    assert tab.evaluate("window.seganyApp.ready") is True
+    return tab
+
+
+@pytest.fixture(scope="module")
+def page(site: dict[str, Any], browser: Any) -> Any:
+    """The page on the project of three scenes (shared by the module's tests)."""
+    return _open(browser, f"{site['server'].url}/app/?project={site['project']}")
+
+
+@pytest.fixture(autouse=True)
+def _fresh(request: pytest.FixtureRequest) -> None:
+    """Each test that uses the page starts with the prompt tool, filled masks, no prompts."""
+    if "page" in request.fixturenames:
+        request.getfixturevalue("page").evaluate("window.seganyApp.reset()")
 
 
 def _screen(page: Any, x: float, y: float, width: int, height: int) -> tuple[float, float]:
@@ -100,15 +119,22 @@ def _shown(page: Any) -> np.ndarray:
 
 
 def _click(
-    page: Any, x: float, y: float, width: int, height: int, button: str = "left"
+    page: Any,
+    x: float,
+    y: float,
+    width: int,
+    height: int,
+    button: str = "left",
+    read: bool = True,
 ) -> dict[str, Any]:
-    """Click image pixel (x, y) with the mouse; the page's mask and its first point back."""
+    """Click image pixel (x, y) with the mouse; the page's mask (if `read`) and its first
+    point back."""
     before = page.evaluate("window.seganyApp.state.decodes")
     page.mouse.click(*_screen(page, x, y, width, height), button=button)
     page.wait_for_function(f"window.seganyApp.state.decodes > {before}")
     point = page.evaluate("window.seganyApp.state.points[0]")
     return {
-        "mask": _shown(page),
+        "mask": _shown(page) if read else None,
         "point": point,
         "ms": page.evaluate("window.seganyApp.state.lastMs"),
     }
@@ -208,8 +234,8 @@ def test_commit_undo_redo_and_export(site: dict[str, Any], page: Any) -> None:
     x, y = interior_point(site["scenes"][0]["masks"][0])
     shown = _click(page, x, y, row["width"], row["height"])
 
-    def held() -> list[dict[str, Any]]:
-        return list(http.get(f"/api/projects/{project}/annotations").json())
+    def held() -> list[dict[str, Any]]:  # this image's (other tests commit on others)
+        return list(http.get(f"/api/projects/{project}/annotations?image_id={row['id']}").json())
 
     count = len(held())
     page.keyboard.press("n")
@@ -227,3 +253,230 @@ def test_commit_undo_redo_and_export(site: dict[str, Any], page: Any) -> None:
     exported = http.get(f"/api/projects/{project}/export?format=coco").json()
     ids = [a["id"] for a in exported["annotations"]]
     assert saved["id"] in ids
+
+
+def _drag(page: Any, points: list[tuple[float, float]], width: int, height: int) -> None:
+    """Press the left button at the first image point, move through the others, release."""
+    page.mouse.move(*_screen(page, *points[0], width, height))
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(*_screen(page, x, y, width, height), steps=3)
+    page.mouse.up()
+
+
+def _capsules(shape: tuple[int, int], points: list[list[float]], r: float) -> np.ndarray:
+    """Pixels whose centre is within r of the polyline (as web/src/brush.js paints)."""
+    ys, xs = np.mgrid[: shape[0], : shape[1]] + 0.5
+    out = np.zeros(shape, dtype=bool)
+    for a, b in zip([points[0], *points[:-1]], points, strict=True):
+        px, py = xs - a[0], ys - a[1]
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        length2 = dx * dx + dy * dy
+        t = np.clip((px * dx + py * dy) / length2, 0, 1) if length2 else np.zeros(shape)
+        ex, ey = px - t * dx, py - t * dy
+        out |= ex * ex + ey * ey <= r * r
+    return out
+
+
+def test_brush_and_eraser_correct_the_mask(site: dict[str, Any], page: Any) -> None:
+    """B paints and E erases the current mask at the image's resolution, along the mouse's
+    path; Ctrl+Z undoes a stroke in the page; N commits the corrected mask marked edited."""
+    http, project = site["http"], site["project"]
+    scene = site["scenes"][2]
+    row, truth = scene["row"], scene["masks"][0]
+    width, height = row["width"], row["height"]
+    page.evaluate("window.seganyApp.openImage(2)")
+    decoded = _click(page, *interior_point(truth), width, height)["mask"]
+    page.keyboard.press("b")
+    assert page.evaluate("window.seganyApp.state.tool") == "brush"
+    page.evaluate("window.seganyApp.setBrushRadius(8)")
+    page.keyboard.press("]")
+    assert page.evaluate("window.seganyApp.state.brushRadius") == 10  # 8 * 1.25
+    assert page.locator("#brush-size").inner_text() == "10 px"
+    _drag(page, [(40, 40), (120, 60), (200, 50)], width, height)
+    stroke = page.evaluate("window.seganyApp.state.strokes[0]")
+    assert stroke["radius"] == 10 and not stroke["erase"] and len(stroke["points"]) >= 3
+    brushed = _shown(page)
+    assert np.array_equal(brushed, decoded | _capsules(brushed.shape, stroke["points"], 10))
+
+    page.keyboard.press("e")
+    cx, cy = interior_point(truth)
+    _drag(page, [(cx - 15, cy), (cx + 15, cy)], width, height)
+    erase = page.evaluate("window.seganyApp.state.strokes[1]")
+    assert erase["erase"]
+    erased = _shown(page)
+    assert np.array_equal(erased, brushed & ~_capsules(erased.shape, erase["points"], 10))
+    assert page.evaluate("window.seganyApp.state.perf.paint") < 50  # ms per mouse move
+    assert "edited (2 strokes)" in page.locator("#current").inner_text()
+    _screenshot(page, "annotate_brush.png")  # the eraser's circle under the mouse
+
+    count = len(http.get(f"/api/projects/{project}/annotations").json())
+    page.keyboard.press("Control+z")  # the eraser's stroke, in the page
+    page.wait_for_function("window.seganyApp.state.strokes.length === 1")
+    assert np.array_equal(_shown(page), brushed)
+    page.keyboard.press("v")
+    page.keyboard.press("n")
+    page.wait_for_function("window.seganyApp.state.mask === null")
+    page.wait_for_function("window.seganyApp.state.committed.length > 0")
+    rows = http.get(f"/api/projects/{project}/annotations").json()
+    assert len(rows) == count + 1  # the stroke's undo did not reach the server
+    saved = rows[-1]
+    assert np.array_equal(rle_to_mask(saved["segmentation"]), brushed)
+    assert saved["prompts"]["edited"] is True and saved["prompts"]["strokes"] == 1
+    assert saved["model_name"] == "segany_shapes" and saved["predicted_iou"] is None
+
+
+def test_polygon_view(site: dict[str, Any], page: Any) -> None:
+    """P draws the current and the committed masks as outlines with their vertices (no
+    fill): outlines that give the masks back."""
+    scene = site["scenes"][1]
+    row = scene["row"]
+    width, height = row["width"], row["height"]
+    page.evaluate("window.seganyApp.openImage(1)")
+    before = page.evaluate("window.seganyApp.state.committed.length")
+    large = sorted(scene["masks"], key=lambda m: -int(m.sum()))
+    _click(page, *interior_point(large[1]), width, height)
+    page.locator("#commit").click()
+    page.wait_for_function(f"window.seganyApp.state.committed.length === {before + 1}")
+    committed = page.evaluate("window.seganyApp.state.committed.at(-1)")
+    current = _click(page, *interior_point(large[2]), width, height)["mask"]
+    # pixels deep inside the current mask, away from the clicked point's marker
+    deep = current.copy()
+    for axis in (0, 1):
+        for shift in (-4, 4):
+            deep &= np.roll(current, shift, axis=axis)
+    ys, xs = np.nonzero(deep)
+    px, py = page.evaluate("window.seganyApp.state.points[0]")
+    away = (xs - px) ** 2 + (ys - py) ** 2 > 15**2
+    pick = np.linspace(0, away.sum() - 1, 20).astype(int)
+    probes = [[int(x), int(y)] for x, y in zip(xs[away][pick], ys[away][pick], strict=True)]
+    alphas = f"""(() => {{
+        const c = document.getElementById("mask"), s = c.width / {width};
+        const ctx = c.getContext("2d");
+        return {probes}.map(([x, y]) => ctx.getImageData(Math.floor((x + 0.5) * s),
+                                                         Math.floor((y + 0.5) * s), 1, 1).data[3]);
+    }})()"""
+    page.wait_for_timeout(50)  # a frame
+    assert all(a > 0 for a in page.evaluate(alphas))  # filled
+    page.keyboard.press("p")
+    assert page.evaluate("window.seganyApp.state.view") == "polygons"
+    page.wait_for_timeout(50)
+    assert sum(a == 0 for a in page.evaluate(alphas)) >= 18  # outlines only
+    outlines = page.evaluate("window.seganyApp.outlines()")
+    saved = rle_to_mask(committed["segmentation"])
+    rings = outlines["committed"][str(committed["id"])]
+    for mask, drawn in ((current, outlines["current"]), (saved, rings)):
+        filled = fill_rings(drawn, height, width)  # differs only along the boundary
+        assert not np.any((filled != mask) & ~near_boundary(mask, 2))
+        assert _iou(filled, mask) >= 0.8
+    assert all(len(ring) >= 3 for ring in outlines["current"])
+    _screenshot(page, "annotate_polygons.png")
+    page.keyboard.press("p")
+    assert page.evaluate("window.seganyApp.state.view") == "filled"
+
+
+def test_errors_say_what_to_do(site: dict[str, Any], page: Any) -> None:
+    """An image that will not load (404, or not an image) is named, and A/D go on; a
+    server that does not answer keeps the mask for a retry; 401 offers to log in again."""
+    rows = [scene["row"] for scene in site["scenes"]]
+    first = f"/api/images/{rows[0]['id']}/file"
+    try:
+        missing = {"status": 404, "json": {"detail": "no such file"}}
+        page.route(f"**{first}", lambda route: route.fulfill(**missing))
+        page.evaluate("window.seganyApp.openImage(0)")
+        text = page.locator("#status").inner_text()
+        assert "scene11.png" in text and "could not be loaded" in text and "404" in text, text
+        assert "D for the next image" in text
+        assert page.locator("#notice").is_visible()  # in place of the image: A, Retry, D
+        assert "scene11.png" in page.locator("#notice-text").inner_text()
+        assert page.evaluate("window.seganyApp.state.image") is None
+        page.keyboard.press("d")
+        page.wait_for_function(f"window.seganyApp.state.image?.id === {rows[1]['id']}")
+        assert page.locator("#status").get_attribute("data-kind") != "error"
+
+        page.unroute(f"**{first}")
+        garbled = {"status": 200, "body": b"not a picture", "content_type": "image/png"}
+        page.route(f"**{first}", lambda route: route.fulfill(**garbled))
+        page.evaluate("window.seganyApp.openImage(0)")
+        text = page.locator("#status").inner_text()
+        assert "scene11.png" in text and "cannot read" in text, text
+        _screenshot(page, "annotate_error.png")
+        page.unroute(f"**{first}")
+        page.locator("#notice-retry").click()  # now that the file is back
+        page.wait_for_function(f"window.seganyApp.state.image?.id === {rows[0]['id']}")
+        assert not page.locator("#notice").is_visible()
+
+        page.evaluate("window.seganyApp.openImage(2)")
+        scene = site["scenes"][2]
+        _click(page, *interior_point(scene["masks"][1]), rows[2]["width"], rows[2]["height"])
+        count = page.evaluate("window.seganyApp.state.committed.length")
+        posts = lambda url: url.endswith("/annotations")  # noqa: E731
+        page.route(posts, lambda route: route.abort())
+        page.keyboard.press("n")
+        page.wait_for_function("document.getElementById('status').dataset.kind === 'error'")
+        assert "does not answer" in page.locator("#status").inner_text()
+        assert page.evaluate("window.seganyApp.state.mask") is not None  # kept for a retry
+        page.unroute(posts)
+        page.keyboard.press("n")
+        page.wait_for_function(f"window.seganyApp.state.committed.length === {count + 1}")
+
+        lists = lambda url: "/annotations?image_id=" in url  # noqa: E731
+        page.route(lists, lambda route: route.fulfill(status=401, json={"detail": "expired"}))
+        page.evaluate("window.seganyApp.openImage(1)")
+        assert page.locator("#relogin").is_visible()
+        assert "log in again" in page.locator("#status").inner_text()
+        page.unroute(lists)
+    finally:
+        page.unroute_all()
+        page.evaluate("document.getElementById('relogin').hidden = true")
+
+
+def test_a_4000x3000_image(site: dict[str, Any], browser: Any) -> None:
+    """A 12-megapixel image fits the view; a click's mask is made and committed at full
+    resolution and equals the server's decode; hover and the brush stay quick."""
+    http, server = site["http"], site["server"]
+    scene = generate_scene(21, SceneConfig(size=(3000, 4000)))
+    buffer = io.BytesIO()
+    Image.fromarray(scene.image).save(buffer, "JPEG", quality=92)
+    project = http.post("/api/projects", json={"name": "large"}).json()["id"]
+    upload = {"file": ("large.jpg", buffer.getvalue(), "image/jpeg")}
+    row = http.post(f"/api/projects/{project}/images", files=upload).json()
+    assert (row["width"], row["height"]) == (4000, 3000)
+    tab = _open(browser, f"{server.url}/app/?project={project}")
+    try:
+        box = tab.locator("#mask").bounding_box()
+        assert box["width"] <= 1000 and abs(box["width"] / box["height"] - 4 / 3) < 0.01
+        sizes = sorted(scene.masks, key=lambda m: -int(m.sum()))
+        truth = sizes[0]
+        x, y = interior_point(truth)
+        tab.mouse.move(*_screen(tab, x, y, 4000, 3000))
+        tab.wait_for_function("window.seganyApp.state.preview !== null")
+        preview = tab.evaluate("window.seganyApp.state.preview.width")
+        assert preview < 1000  # decoded at the view's size, not 4000 wide
+        point = _click(tab, x, y, 4000, 3000, read=False)["point"]
+        tab.keyboard.press("n")
+        tab.wait_for_function("window.seganyApp.state.committed.length === 1")
+        saved = http.get(f"/api/projects/{project}/annotations").json()[0]
+        assert saved["segmentation"]["size"] == [3000, 4000]
+        answer = http.post(f"/api/images/{row['id']}/decode",
+                           json={"points": [point], "labels": [1]}).json()  # fmt: skip
+        server_mask = rle_to_mask(answer["masks"][answer["best"]])
+        assert _iou(rle_to_mask(saved["segmentation"]), server_mask) >= 0.99
+
+        x, y = interior_point(sizes[1])
+        _click(tab, x, y, 4000, 3000, read=False)
+        tab.keyboard.press("b")
+        tab.evaluate("window.seganyApp.setBrushRadius(40)")
+        _drag(tab, [(2700, 2300), (3100, 2500), (3500, 2350), (3600, 2700)], 4000, 3000)
+        perf = tab.evaluate("window.seganyApp.state.perf")
+        assert perf["paint"] < 50 and perf["render"] < 50, perf  # ms per mouse move
+        tab.keyboard.press("p")  # outlines of 12-megapixel masks
+        outlines = tab.evaluate("window.seganyApp.outlines()")
+        assert outlines["current"] and outlines["committed"][str(saved["id"])]
+        perf = tab.evaluate("window.seganyApp.state.perf")
+        print(f"4000x3000, ms: {perf}")
+        assert perf["outline"] < 1000, perf
+        tab.keyboard.press("p")
+        _screenshot(tab, "annotate_large.png")
+    finally:
+        tab.close()

@@ -4,6 +4,7 @@ decoder, and the bounded queue."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from pathlib import Path
@@ -115,6 +116,24 @@ def test_decoder_onnx_runs_on_the_served_embedding(local: Served, service: Model
         },
     )
     assert outputs[0].shape[0] == 1 and np.isfinite(outputs[0]).all()
+
+
+def test_an_export_of_an_older_graph_is_replaced(local: Served, service: ModelService) -> None:
+    """A data dir written by an older segany holds an older decoder graph: it is exported
+    again rather than served."""
+    from segany.engine.onnx_export import GRAPH_VERSION
+
+    describe = local.client.get("/api/model", headers=local.auth()).json()
+    first = local.client.get(describe["decoder"], headers=local.auth()).content
+    folder = service.config.models_dir / service.weights_key[:16]
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["graph_version"] == GRAPH_VERSION
+    meta["graph_version"] = GRAPH_VERSION - 1
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    (folder / "decoder.onnx").write_bytes(b"an old graph")
+    again = local.client.get(describe["decoder"], headers=local.auth()).content
+    assert again == first
+    assert json.loads((folder / "metadata.json").read_text())["graph_version"] == GRAPH_VERSION
 
 
 def test_queue_refuses_beyond_its_bound_and_times_out() -> None:

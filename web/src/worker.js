@@ -10,7 +10,12 @@ ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(2, navigator.hardw
 let session = null;
 const embeddings = new Map(); // key -> ort.Tensor, the few most recent
 
-self.onmessage = async ({ data }) => {
+// One message at a time: onnxruntime-web must not run the session twice at once (a hover
+// decode still running when a click arrives), and a run's time is then its own.
+let queue = Promise.resolve();
+self.onmessage = ({ data }) => { queue = queue.then(() => handle(data)); };
+
+async function handle(data) {
   try {
     if (data.type === "model") {
       session = await ort.InferenceSession.create(new Uint8Array(data.bytes), {
@@ -41,4 +46,4 @@ self.onmessage = async ({ data }) => {
   } catch (error) {
     self.postMessage({ type: "error", id: data.id, message: String(error && error.message || error) });
   }
-};
+}

@@ -20,70 +20,32 @@ Bx(1+M). B and N are dynamic. A box is two points labelled 2 and 3; a prompt wit
 box needs one padding point (label -1), as SAM's prompt encoder adds it.
 
 Only operators that onnxruntime-web runs are used (opset 17: MatMul, Gemm, Conv,
-ConvTranspose, Softmax, Erf, Sin, Cos, Where, ...), so the decoder runs in a browser.
+LayerNormalization, Softmax, Erf, Sin, Cos, Where, ...), so the decoder runs in a browser.
+The decoder graph is :class:`~segany.engine.onnx_decoder.OnnxDecoder`: the same function as
+the PyTorch modules, rearranged so that a prompt costs less (see that module).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..fileio import atomic_path
 from ..models.sam import Sam
 from ..weights import sha256_file
+from .onnx_decoder import OnnxDecoder
 
-__all__ = ["OnnxDecoder", "export_onnx", "model_sha256"]
+__all__ = ["GRAPH_VERSION", "OnnxDecoder", "export_onnx", "model_sha256"]
 
 OPSET = 17
-
-
-class OnnxDecoder(nn.Module):
-    """Prompt encoder + mask decoder in SAM's point format, for ONNX export (fp32)."""
-
-    def __init__(self, model: Sam) -> None:
-        super().__init__()
-        self.prompt_encoder = model.prompt_encoder
-        self.mask_decoder = model.mask_decoder
-        self.input_size = model.image_size
-
-    def _embed_points(self, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        encoder = self.prompt_encoder
-        matrix = encoder.pe_layer.positional_encoding_gaussian_matrix
-        scaled = 2 * ((coords + 0.5) / self.input_size) - 1
-        angles = 2 * math.pi * (scaled @ matrix)
-        embedding = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
-        kinds = labels.unsqueeze(-1)
-        embedding = torch.where(kinds == -1, torch.zeros_like(embedding), embedding)
-        embedding = embedding + (kinds == -1).float() * encoder.not_a_point_embed.weight
-        for label in range(encoder.num_point_embeddings):
-            weight = encoder.point_embed(label)
-            embedding = embedding + (kinds == label).float() * weight
-        return embedding
-
-    def forward(
-        self,
-        image_embeddings: torch.Tensor,
-        point_coords: torch.Tensor,
-        point_labels: torch.Tensor,
-        mask_input: torch.Tensor,
-        has_mask_input: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """See the module docstring for shapes."""
-        encoder = self.prompt_encoder
-        sparse = self._embed_points(point_coords, point_labels)
-        with_mask = has_mask_input.reshape(-1, 1, 1, 1)
-        dense = with_mask * encoder.mask_downscaling(mask_input)
-        dense = dense + (1 - with_mask) * encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        batch = point_coords.shape[0]
-        embedding = image_embeddings.expand(batch, -1, -1, -1)
-        return self.mask_decoder.predict_masks(embedding, encoder.get_dense_pe(), sparse, dense)
+#: Which arrangement of the decoder graph an export holds (2: folded attention, matrix
+#: upscaling); a cache of exports re-exports when it differs.
+GRAPH_VERSION = 2
 
 
 def model_sha256(model: Sam) -> str:
@@ -133,6 +95,7 @@ def export_onnx(model: Sam, out_dir: str | Path, *, overwrite: bool = False) -> 
         "pixel_std": [float(v) for v in model.pixel_std.flatten()],
         "mask_threshold": model.mask_threshold,
         "opset": OPSET,
+        "graph_version": GRAPH_VERSION,
         "files": {n: sha256_file(out / n) for n in names[:2]},
     }
     with atomic_path(out / "metadata.json") as tmp:

@@ -160,12 +160,7 @@ def _block(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:meth:`TwoWayAttentionBlock.forward` with shared or per-prompt image tokens
     (``shared``: the image's own, see :func:`token_to_image`)."""
-    if block.skip_first_layer_pe:
-        queries = block.self_attn(queries, queries, queries)
-    else:
-        q = queries + query_pe
-        queries = queries + block.self_attn(q, q, queries)
-    queries = block.norm1(queries)
+    queries = block.attend_tokens(queries, query_pe)
     k = with_pe(block, keys, key_pe)
     update = token_to_image(block.cross_attn_token_to_image, queries + query_pe, k, keys, shared)
     queries = block.norm2(queries + update)

@@ -84,6 +84,15 @@ class TwoWayAttentionBlock(nn.Module):
         )
         self.skip_first_layer_pe = skip_first_layer_pe
 
+    def attend_tokens(self, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
+        """The block's first step, the tokens' self-attention and its norm: BxNxC -> BxNxC."""
+        if self.skip_first_layer_pe:
+            queries = self.self_attn(queries, queries, queries)
+        else:
+            q = queries + query_pe
+            queries = queries + self.self_attn(q, q, queries)
+        return self.norm1(queries)
+
     def forward(
         self,
         queries: torch.Tensor,
@@ -92,13 +101,7 @@ class TwoWayAttentionBlock(nn.Module):
         key_pe: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """queries BxNxC, keys BxHWxC -> updated (queries, keys)."""
-        if self.skip_first_layer_pe:
-            queries = self.self_attn(queries, queries, queries)
-        else:
-            q = queries + query_pe
-            queries = queries + self.self_attn(q, q, queries)
-        queries = self.norm1(queries)
-
+        queries = self.attend_tokens(queries, query_pe)
         q = queries + query_pe
         k = keys + key_pe
         queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))

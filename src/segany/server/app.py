@@ -7,6 +7,7 @@ configured one, and without a service it starts the configured model.
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +38,18 @@ STATIC = Path(__file__).parent / "static"
 APP = STATIC / "app"
 
 
+def _page_types() -> None:
+    """The page's files need these content types (module scripts, streaming WASM
+    compilation); some platforms' tables (Windows' registry) give .js as text/plain."""
+    for suffix, kind in (
+        (".js", "text/javascript"),
+        (".mjs", "text/javascript"),
+        (".wasm", "application/wasm"),
+        (".css", "text/css"),
+    ):
+        mimetypes.add_type(kind, suffix)
+
+
 def create_app(
     config: ServerConfig,
     *,
@@ -45,6 +58,7 @@ def create_app(
     with_model: bool = True,
 ) -> FastAPI:
     """The server app. ``with_model`` False serves no model (the model routes answer 503)."""
+    _page_types()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

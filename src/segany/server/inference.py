@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import queue
 import threading
 from collections import OrderedDict
@@ -254,12 +255,17 @@ class ModelService:
 
     # ------------------------------------------------------ browser's decoder
     async def decoder_onnx(self) -> Path:
-        """The served model's decoder as ONNX, exported once into the data dir."""
+        """The served model's decoder as ONNX, exported once into the data dir (again when
+        this segany writes a newer arrangement of the graph than the one there)."""
+        from segany.engine.onnx_export import GRAPH_VERSION, export_onnx
+
         folder = self.config.models_dir / self.weights_key[:16]
         path = folder / "decoder.onnx"
-        if not (folder / "metadata.json").exists():
-            from segany.engine.onnx_export import export_onnx
-
+        meta = folder / "metadata.json"
+        current = (
+            meta.exists() and json.loads(meta.read_text()).get("graph_version") == GRAPH_VERSION
+        )
+        if not current:
             await self.queue.run(lambda: export_onnx(self.model, folder, overwrite=True))
         return path
 

@@ -238,10 +238,25 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m segany.cli.main serve`` on a free port; :meth:`kill` is ``kill -9``."""
+    """``segany serve`` in a child process on a free port, until ``/readyz`` answers;
+    :meth:`stop` is SIGTERM (a clean shutdown), :meth:`kill` is ``kill -9``."""
 
-    def __init__(self, data: Path, db_url: str, *extra: str, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        db_url: str | None,
+        *extra: str,
+        threads: int | None = None,
+        program: list[str] | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``db_url`` None: the data dir's SQLite; ``program``: the command before
+        ``serve`` (default this Python's ``-m segany.cli.main``), run in ``cwd`` with
+        ``env`` (default this process's environment)."""
         self.data, self.db_url, self.extra, self.threads = data, db_url, extra, threads
+        self.program = program or [sys.executable, "-m", "segany.cli.main"]
+        self.cwd, self.env = cwd, env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -249,24 +264,16 @@ class ServerProcess:
 
     def start(self, timeout: float = 90.0) -> ServerProcess:
         self.data.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "segany.cli.main",
-            "serve",
-            "--data",
-            str(self.data),
-            "--db",
-            self.db_url,
-            "--port",
-            str(self.port),
-            *self.extra,
-        ]
-        env = dict(os.environ)
+        command = [*self.program, "serve", "--data", str(self.data), "--port", str(self.port)]
+        if self.db_url is not None:
+            command += ["--db", self.db_url]
+        env = dict(os.environ if self.env is None else self.env)
         if self.threads is not None:  # torch's threads in the server (default: all cores)
             env["OMP_NUM_THREADS"] = str(self.threads)
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.process = subprocess.Popen(
+                [*command, *self.extra], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

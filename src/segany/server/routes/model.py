@@ -23,6 +23,6 @@ def describe(user: CurrentUser, service: Service) -> dict[str, Any]:
 @router.get("/decoder.onnx", response_class=FileResponse)
 async def decoder(user: CurrentUser, service: Service) -> Any:
     """The model's prompt encoder and mask decoder as ONNX (opset 17), exported once; its
-    inputs are those of segany's exporter (docs/onnx.md)."""
+    inputs are those of segany's exporter (segany.engine.onnx_export)."""
     path = await service.decoder_onnx()
     return FileResponse(path, media_type="application/octet-stream", filename="decoder.onnx")

@@ -19,10 +19,13 @@ from segany.data import (
 )
 from segany.data.canvas import Canvas
 from segany.data.shapes import SHAPE_KINDS, Region
+from segany.data.shifted import SHIFTED_SHAPE_WEIGHTS
 from segany.data.textures import Style
 from segany.errors import InputError
 
 SMALL = SceneConfig(min_size=64, max_size=160)
+# The shapes whole objects may have in a domain other than the default
+DOMAIN_KINDS = {"shifted": tuple(SHIFTED_SHAPE_WEIGHTS)}
 
 
 def _same(a: Scene, b: Scene) -> bool:
@@ -51,7 +54,8 @@ def _check_invariants(scene: Scene, config: SceneConfig) -> None:
         assert scene.boxes[i].tolist() == [xs.min(), ys.min(), xs.max(), ys.max()], "tight box"
         parent = int(scene.parent[i])
         if parent < 0:
-            assert scene.kinds[i] in (*SHAPE_KINDS, "clutter")
+            shapes = SHAPE_KINDS if config.domain == "default" else DOMAIN_KINDS[config.domain]
+            assert scene.kinds[i] in (*shapes, "clutter")
             continue
         assert 0 <= parent < i, "parents precede their parts"
         assert not (scene.masks[i] & ~scene.masks[parent]).any(), "a part lies in its parent"

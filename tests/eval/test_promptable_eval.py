@@ -15,7 +15,7 @@ from segany import weights as weights_io
 from segany.cli.eval import format_table
 from segany.cli.main import main
 from segany.data.masks import corrective_click, interior_point, interior_points
-from segany.data.scenes import SceneConfig, generate_scene
+from segany.data.scenes import EVAL_BASE_SEED, SceneConfig, generate_scene, scene_seed
 from segany.eval import evaluate_promptable, summarize
 from segany.eval.promptable import box_fill, box_masks_of, iou, prompt_boxes
 from segany.models import build_sam
@@ -244,3 +244,10 @@ def test_cli_writes_table_and_json(tmp_path: Path, capsys, monkeypatch) -> None:
     assert json.loads(out.read_text())["merge"] is False
     assert main([*argv, "--json", str(out), "--quiet", "--box-masks", "3"]) == 0
     assert json.loads(out.read_text())["box_masks"] == 3
+    assert json.loads(out.read_text())["domain"] == "default"
+    assert main([*argv, "--json", str(out), "--quiet", "--domain", "shifted"]) == 0
+    assert "held-out scenes (shifted domain)" in capsys.readouterr().out
+    written = json.loads(out.read_text())
+    shifted = SceneConfig(domain="shifted")
+    count = sum(len(generate_scene(scene_seed(EVAL_BASE_SEED, i), shifted)) for i in range(2))
+    assert written["domain"] == "shifted" and written["table"]["all"]["objects"] == count

@@ -377,6 +377,18 @@ def test_cli_lvis_and_options_before_the_subcommand(
     result = json.loads(out.read_text())
     assert result["scenes"] == 1 and result["protocol"] == "lvis"
     assert set(result["metrics"]) >= {"AR@5", "AR@300", "AR_large@300"}
+    assert result["domain"] == "default"
+
+
+def test_cli_scores_the_shifted_domain(tmp_path: Path) -> None:
+    from segany.data.scenes import EVAL_BASE_SEED, SceneConfig, generate_scene, scene_seed
+
+    out = tmp_path / "shifted.json"
+    argv = ["eval", "--domain", "shifted", "--scenes", "1", "--quiet", "--json", str(out)]
+    assert main([*argv, "proposals", "--points-per-side", "2", "--max-dets", "5"]) == 0
+    result = json.loads(out.read_text())
+    scene = generate_scene(scene_seed(EVAL_BASE_SEED, 0), SceneConfig(domain="shifted"))
+    assert result["domain"] == "shifted" and result["metrics"]["num_gt"] == len(scene)
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 files={"file": (f"scene{seed}.png", buffer.getvalue(), "image/png")},
             )
             scenes.append({"row": row.json(), "masks": scene.masks})
-        yield {"server": server, "http": http, "token": token, "project": project, "scenes": scenes}
+        yield {
+            "server": server,
+            "http": http,
+            "token": token,
+            "project": project,
+            "scenes": scenes,
+            "root": root,
+            "db_url": url,
+        }
 
 
 @pytest.fixture(scope="module")
@@ -480,3 +488,146 @@ def test_a_4000x3000_image(site: dict[str, Any], browser: Any) -> None:
         _screenshot(tab, "annotate_large.png")
     finally:
         tab.close()
+
+
+def _project_of_scenes(site: dict[str, Any], name: str, seeds: tuple[int, ...]) -> int:
+    """A new project on the site's server holding the generated scenes of ``seeds``."""
+    http = site["http"]
+    project = http.post("/api/projects", json={"name": name}).json()["id"]
+    for seed in seeds:
+        buffer = io.BytesIO()
+        Image.fromarray(generate_scene(seed, SceneConfig(size=(360, 480))).image).save(
+            buffer, "PNG"
+        )
+        files = {"file": (f"scene{seed}.png", buffer.getvalue(), "image/png")}
+        assert http.post(f"/api/projects/{project}/images", files=files).status_code == 201
+    return project
+
+
+def test_review_proposals_and_an_automatic_job(site: dict[str, Any], browser: Any) -> None:
+    """G fills the image with proposed masks; Y accepts one (with the chosen label), X
+    rejects one, F + brush + N accepts a corrected one; G again offers none of them twice.
+    Then an automatic job runs over the project with its progress shown, and its masks are
+    stored with stage "auto"."""
+    http = site["http"]
+    project = _project_of_scenes(site, "review", (21, 22, 23))
+    # the bundled demo model's predicted IoU tops out near 0.6: SAM's 0.88 / 0.95 keep none
+    loose = {"points_per_side": 12, "pred_iou_thresh": 0.3, "stability_score_thresh": 0.3}
+    assert http.patch(f"/api/projects/{project}/settings", json=loose).status_code == 200
+    tab = _open(browser, f"{site['server'].url}/app/?project={project}")
+    listed = f"/api/projects/{project}/annotations"
+    tab.keyboard.press("g")
+    tab.wait_for_function("window.seganyApp.state.proposals.length >= 3", timeout=60_000)
+    proposed = http.get(listed, params={"status": "proposed"}).json()
+    assert len(proposed) == tab.evaluate("window.seganyApp.state.proposals.length")
+    assert all(row["stage"] == "semi" and row["predicted_iou"] is not None for row in proposed)
+    _screenshot(tab, "annotate_review.png")
+
+    first = tab.evaluate("window.seganyApp.state.proposals[0].row")
+    tab.select_option("#label", value=str(site_category(tab, 1)))
+    tab.keyboard.press("y")
+    tab.wait_for_function(
+        f"!window.seganyApp.state.proposals.some(p => p.row.id === {first['id']})"
+    )
+    accepted = http.get(f"{listed}/{first['id']}").json()
+    assert accepted["status"] == "accepted" and accepted["category_id"] == site_category(tab, 1)
+
+    second = tab.evaluate("window.seganyApp.state.proposals[window.seganyApp.state.selected].row")
+    tab.keyboard.press("x")
+    tab.wait_for_function(
+        f"!window.seganyApp.state.proposals.some(p => p.row.id === {second['id']})"
+    )
+    assert http.get(f"{listed}/{second['id']}").json()["status"] == "rejected"
+
+    third = tab.evaluate("window.seganyApp.state.proposals[window.seganyApp.state.selected].row")
+    tab.keyboard.press("f")
+    assert tab.evaluate("window.seganyApp.state.editing.id") == third["id"]
+    original = rle_to_mask(third["segmentation"])
+    tab.keyboard.press("b")
+    tab.evaluate("window.seganyApp.setBrushRadius(6)")
+    _drag(tab, [(20, 20), (80, 30)], 480, 360)  # a stroke away from the proposal
+    fixed = _shown(tab)
+    assert fixed.sum() > original.sum() and (fixed >= original).all()
+    tab.keyboard.press("v")
+    tab.keyboard.press("n")
+    tab.wait_for_function(
+        "window.seganyApp.state.editing === null && window.seganyApp.state.mask === null"
+    )
+    saved = http.get(f"{listed}/{third['id']}").json()
+    assert saved["status"] == "accepted" and saved["prompts"]["edited"] is True
+    assert np.array_equal(rle_to_mask(saved["segmentation"]), fixed)
+
+    tab.wait_for_function(
+        f"!window.seganyApp.state.proposals.some(p => p.row.id === {third['id']})"
+    )
+    left = tab.evaluate("window.seganyApp.state.proposals.length")
+    tab.keyboard.press("g")  # nothing reviewed (or still waiting) is offered again
+    tab.wait_for_function(
+        "/proposal\\(s\\) to review/.test(document.querySelector('#status').textContent)"
+    )
+    assert tab.evaluate("window.seganyApp.state.proposals.length") == left
+    assert len(http.get(listed, params={"status": "all"}).json()) == len(proposed)
+
+    tab.click("#job-start")
+    tab.wait_for_selector("#job-progress:not([hidden])")
+    tab.wait_for_function(
+        "window.seganyApp.state.job && window.seganyApp.state.job.state === 'done'", timeout=120_000
+    )
+    job = tab.evaluate("window.seganyApp.state.job")
+    assert job["done"] == job["total"] == 3 and job["masks"] > 0
+    assert tab.evaluate("document.querySelector('#job-progress').value") == 3
+    auto = [
+        row for row in http.get(listed, params={"status": "all"}).json() if row["stage"] == "auto"
+    ]
+    assert len(auto) == job["masks"] and all(row["stability_score"] is not None for row in auto)
+    _screenshot(tab, "annotate_job_done.png")
+    tab.close()
+
+
+def site_category(tab: Any, index: int) -> int:
+    """The id of the label picker's ``index``-th category."""
+    return int(tab.evaluate(f"document.querySelector('#label').options[{index}].value"))
+
+
+def test_model_versions_in_the_page(site: dict[str, Any], browser: Any, tmp_path: Path) -> None:
+    """The sidebar lists the model's versions with the masks each made; activating one
+    switches the page to it (its decoder; the header names its weights); activating the
+    first again rolls back."""
+    from segany.loading import load_model
+    from segany.server import versions
+    from segany.server.config import ServerConfig
+    from segany.server.versions import VersionSource
+    from segany.server.weights_store import store_weights
+    from segany.weights import save_state_dict_file
+
+    state = load_model(progress=False).state_dict()
+    bias = "mask_decoder.iou_prediction_head.layers.2.bias"
+    state[bias] = state[bias] + 0.25  # another version: every predicted IoU 0.25 higher
+    weights = save_state_dict_file(state, tmp_path / "nudged.safetensors")
+    path, sha = store_weights(ServerConfig(data_dir=site["root"] / "data"), weights)
+    db = open_database(site["db_url"])
+    with db.session() as session:
+        first = versions.active_version(session)
+        assert first is not None
+        first_sha = first.weights_sha256
+        source = VersionSource("segany_shapes", sha, path, parent_sha256=first_sha, project_id=None)
+        versions.register(session, source)
+    db.close()
+
+    tab = _open(browser, f"{site['server'].url}/app/?project={site['project']}")
+    tab.wait_for_function("window.seganyApp.state.versions.length === 2")
+    rows = tab.evaluate("window.seganyApp.state.versions")
+    assert [row["active"] for row in rows] == [True, False] and rows[1]["masks"] == 0
+    assert "serving" in tab.locator("#versions li").nth(0).inner_text()
+    with tab.expect_navigation():
+        tab.locator("#versions li").nth(1).get_by_role("button", name="Activate").click()
+    assert tab.evaluate("window.seganyApp.ready") is True
+    assert tab.evaluate("window.seganyApp.state.model.weights_sha256") == sha
+    assert sha[:12] in tab.locator("#model").inner_text()
+    assert site["http"].get("/api/model").json()["version"] == rows[1]["label"]
+    _screenshot(tab, "annotate_versions.png")
+    with tab.expect_navigation():  # the rollback
+        tab.locator("#versions li").nth(0).get_by_role("button", name="Activate").click()
+    assert tab.evaluate("window.seganyApp.ready") is True
+    assert tab.evaluate("window.seganyApp.state.model.weights_sha256") == first_sha
+    tab.close()

@@ -5,18 +5,23 @@
 //   (post-processing, RLE) · view.js, layers.js (drawing) · outline.js (polygons) ·
 //   prompts.js (prompt tool) · brush.js, edits.js (brush and eraser) · images.js (opening
 //   images) · committed.js (commit, undo, the committed list) · tools.js (mouse, tools) ·
-//   keys.js (keyboard) · panel.js (sidebar) · status.js (status line) · state.js
+//   keys.js (keyboard) · panel.js (sidebar) · status.js (status line) · state.js ·
+//   review.js (proposed masks: accept, reject, fix) · jobs.js (the automatic job) ·
+//   versions.js (the model's versions)
 import { ApiError, getJson, logIn, token } from "./api.js";
 import { commit, history, refreshCommitted } from "./committed.js";
 import { loadModel } from "./decoder.js";
 import { undoStroke } from "./edits.js";
 import { openImage, wireNotice } from "./images.js";
+import { cancelJob, loadJobs, startJob, wireJobs } from "./jobs.js";
 import { wireKeys } from "./keys.js";
 import { showModel, showTools } from "./panel.js";
 import { clearPrompts } from "./prompts.js";
+import { decide, fix, propose, refreshProposals, select, wireReview } from "./review.js";
 import { state } from "./state.js";
 import { status, wireStatus } from "./status.js";
 import { setBrushRadius, setTool, setView, wireMouse } from "./tools.js";
+import { loadVersions } from "./versions.js";
 import { committedOutlines, currentOutlines } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -27,6 +32,8 @@ async function main() {
   wireMouse();
   wireKeys();
   wireNotice();
+  wireReview();
+  wireJobs();
   showTools();
   $("relogin").addEventListener("click", logIn);
   $("commit").addEventListener("click", () => commit());
@@ -40,6 +47,7 @@ async function main() {
   if (!state.images.length) { status("This project has no images yet."); return; }
   showModel((await loadModel()).threads);
   await openImage(0);
+  await Promise.all([loadJobs(), loadVersions()]);
 }
 
 // What the browser tests drive and read.
@@ -54,6 +62,14 @@ window.seganyApp = {
   commit,
   history,
   refreshCommitted,
+  refreshProposals,
+  loadVersions,
+  propose,
+  decide,
+  fix,
+  select,
+  startJob,
+  cancelJob,
   setTool,
   setView,
   setBrushRadius,

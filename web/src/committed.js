@@ -12,15 +12,47 @@ const $ = (id) => document.getElementById(id);
 const decoded = new Map(); // "id:version" -> {mask, box}, so a refresh decodes only what changed
 
 // A committed mask, cropped to its bounding box (the row's bbox: XYWH, whole pixels).
-function crop(row) {
+export function crop(row) {
   const [x, y, w, h] = row.bbox.map((v) => Math.round(v));
   const box = [x, y, Math.max(w, 1), Math.max(h, 1)];
   return { mask: fromRle(row.segmentation, box), box };
 }
 
-// Commit the current mask. On failure the mask stays, so N commits it again.
+// Tell the other parts of the page (the review of proposals) that annotations changed.
+const announce = () => document.dispatchEvent(new Event("segany:annotations"));
+
+// Accept the proposal being fixed, with the current (corrected) mask in its place.
+async function acceptFixed() {
+  const row = state.editing;
+  const body = {
+    category_id: Number($("label").value),
+    segmentation: toRle(state.mask, state.image.height, state.image.width),
+    version: row.version,
+  };
+  await api(`/api/projects/${state.project.id}/annotations/${row.id}/accept`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  return row.id;
+}
+
+// Commit the current mask (when a proposal is being fixed: accept it, corrected). On
+// failure the mask stays, so N commits it again.
 export async function commit() {
   if (!state.mask) { status("Nothing to commit: click an object first (or paint one with the brush)."); return; }
+  if (state.editing) {
+    let id;
+    try {
+      id = await acceptFixed();
+    } catch (error) {
+      fail(error, "Could not accept the fixed proposal", { hint: "Your mask is still here: N or Retry accepts it.", action: { label: "Retry", run: commit } });
+      return;
+    }
+    clearPrompts();
+    await refreshCommitted();
+    announce();
+    status(`Proposal #${id} accepted with your corrections.`);
+    return;
+  }
   const prompts = { points: state.points, labels: state.labels, box: state.box };
   if (state.strokes.length) {
     prompts.edited = true; // the mask is not the decoder's: the brush or eraser changed it
@@ -58,6 +90,7 @@ export async function history(action) {
   try {
     await api(`/api/projects/${state.project.id}/${action}`, { method: "POST" });
     await refreshCommitted();
+    announce(); // an undone accept or reject puts a proposal back
     status(action === "undo" ? "Undone." : "Redone.");
   } catch (error) {
     fail(error, `Could not ${action}`);

@@ -52,6 +52,10 @@ export function fetchEmbedding(image) {
   return embeddings.get(image.id);
 }
 
+// Forget the fetched embeddings (the server switched model versions: they are another
+// version's).
+export function forgetEmbeddings() { embeddings.clear(); }
+
 // Hand an embedding to the worker; later decodes of that image use it.
 export function useEmbedding(image, embedding) {
   state.meta = embedding.meta;

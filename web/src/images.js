@@ -2,14 +2,16 @@
 // embedding fetched ahead), then its committed masks. An image that fails to load is named
 // in the status line; A and D still move on from it.
 import { api } from "./api.js";
-import { fetchEmbedding, useEmbedding } from "./decoder.js";
+import { fetchEmbedding, forgetEmbeddings, loadModel, useEmbedding } from "./decoder.js";
 import { refreshCommitted } from "./committed.js";
-import { showCurrent } from "./panel.js";
+import { showCurrent, showModel } from "./panel.js";
 import { clearPrompts } from "./prompts.js";
+import { refreshProposals } from "./review.js";
 import { state } from "./state.js";
 import { fail, status } from "./status.js";
 import { brushForImage } from "./tools.js";
-import { fit, setCommitted } from "./view.js";
+import { loadVersions } from "./versions.js";
+import { fit, setCommitted, setProposals } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 let opening = 0; // the latest openImage call: an older one that finishes later gives way
@@ -33,7 +35,9 @@ async function pixels(image) {
 
 function forgetCommitted() {
   state.committed = [];
+  state.proposals = []; state.selected = -1;
   setCommitted([]);
+  setProposals([], -1);
   $("committed").replaceChildren();
 }
 
@@ -60,6 +64,16 @@ export async function openImage(index) {
     return;
   }
   if (ticket !== opening) return;
+  if (embedding.meta.weights_sha256 && embedding.meta.weights_sha256 !== state.model.weights_sha256) {
+    // the server switched model versions since the page loaded its decoder: load the one
+    // it serves now, and this image's embedding again
+    status("The server serves another model version now: loading its decoder…");
+    showModel((await loadModel()).threads);
+    forgetEmbeddings();
+    embedding = await fetchEmbedding(image);
+    loadVersions();
+    if (ticket !== opening) return;
+  }
   state.image = image;
   state.bitmap = bitmap;
   $("notice").hidden = true;
@@ -70,12 +84,13 @@ export async function openImage(index) {
   fit();
   showCurrent();
   status("Click an object: left adds, right or Shift+click removes, drag draws a box. "
-         + "B brush, E eraser, P polygons, N commits, A/D change image.");
+         + "B brush, E eraser, P polygons, N commits, A/D change image, G proposes masks.");
   const next = state.images[(state.index + 1) % state.images.length];
   if (next !== image) fetchEmbedding(next).catch(() => {}); // ahead of time; errors show when opened
+  const masks = () => Promise.all([refreshCommitted(), refreshProposals()]);
   try {
-    await refreshCommitted();
+    await masks();
   } catch (error) {
-    fail(error, "Could not read this image's committed masks", { action: { label: "Retry", run: refreshCommitted } });
+    fail(error, "Could not read this image's masks", { action: { label: "Retry", run: masks } });
   }
 }

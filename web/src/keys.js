@@ -2,6 +2,7 @@
 import { commit, history } from "./committed.js";
 import { undoStroke } from "./edits.js";
 import { openImage } from "./images.js";
+import { decide, fix, propose, select } from "./review.js";
 import { clearPrompts } from "./prompts.js";
 import { state } from "./state.js";
 import { growBrush, setTool, setView } from "./tools.js";
@@ -30,6 +31,12 @@ export function wireKeys() {
     else if (key === "[") growBrush(1 / 1.25);
     else if (key === "]") growBrush(1.25);
     else if (key === "p") setView(state.view === "polygons" ? "filled" : "polygons");
+    else if (key === "g") propose();
+    else if (key === "y" || key === "enter") decide("accept");
+    else if (key === "x" || key === "delete") decide("reject");
+    else if (key === "f") fix();
+    else if (key === "j") select(state.selected + 1);
+    else if (key === "k") select(state.selected - 1);
     else return;
     event.preventDefault();
   });

@@ -6,8 +6,9 @@ import { madeBy } from "./view.js";
 const $ = (id) => document.getElementById(id);
 
 export function showModel(threads) {
-  const { name, weights_sha256: sha } = state.model;
-  $("model").textContent = `model ${name} · weights ${sha.slice(0, 12)} · ${threads} thread(s)`;
+  const { name, weights_sha256: sha, version } = state.model;
+  const label = version ? ` ${version}` : "";
+  $("model").textContent = `model ${name}${label} · weights ${sha.slice(0, 12)} · ${threads} thread(s)`;
 }
 
 // The current mask: how many pixels, which model made it and with what predicted IoU, and
@@ -23,11 +24,13 @@ export function showCurrent() {
   let area = 0;
   for (let i = 0; i < state.mask.length; i++) area += state.mask[i];
   area = area.toLocaleString("en");
-  const made = state.best
+  const row = state.editing;
+  const made = row ? madeBy(row.model_name, row.weights_sha256) : state.best
     ? `${madeBy(state.model.name, state.model.weights_sha256)}, IoU ${state.best.iou.toFixed(3)}`
     : "painted by hand";
+  const fixing = state.editing ? `proposal #${state.editing.id} · ` : "";
   const edits = state.strokes.length ? ` · edited (${state.strokes.length} stroke${state.strokes.length > 1 ? "s" : ""})` : "";
-  line.textContent = `${area} px · ${made}${edits}`;
+  line.textContent = `${fixing}${area} px · ${made}${edits}`;
   if (state.lastMs !== null && state.best) $("timing").textContent = `decoder ${state.lastMs.toFixed(1)} ms`;
 }
 

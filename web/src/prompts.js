@@ -11,6 +11,7 @@ import { maskChanged, previewChanged, previewSize, setDragBox } from "./view.js"
 export function clearPrompts() {
   state.points = []; state.labels = []; state.box = null;
   state.decoded = null; state.mask = null; state.best = null; state.strokes = []; state.preview = null;
+  state.editing = null;
   setDragBox(null);
   maskChanged();
   previewChanged();

@@ -22,6 +22,11 @@ export const state = {
   brushChosen: false, // set by the person ([, ]): opening an image keeps it
   view: "filled", // "filled" | "polygons"
   committed: [], // this image's committed annotation rows (with their RLE)
+  proposals: [], // this image's proposed masks to review: [{row, mask, box}] (crops)
+  selected: -1, // which proposal is under review
+  editing: null, // the proposal row being fixed: N accepts the current mask in its place
+  job: null, // the project's latest automatic job, as the server reported it
+  versions: [], // the model's versions (GET /api/model/versions), with their mask counts
   perf: { decode: 0, paint: 0, render: 0, outline: 0 }, // last durations, ms
 };
 

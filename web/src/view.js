@@ -7,14 +7,17 @@ import { outlines } from "./outline.js";
 import { state } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
-export const CURRENT = [30, 144, 255], PREVIEW = [255, 200, 40];
+export const CURRENT = [30, 144, 255], PREVIEW = [255, 200, 40], PROPOSED = [255, 120, 0];
 const PALETTE = [[230, 25, 75], [60, 180, 75], [245, 130, 49], [145, 30, 180], [240, 50, 230],
                  [0, 150, 136], [170, 110, 40], [128, 0, 0], [110, 130, 20], [0, 0, 128]];
 export const colorOf = (k) => PALETTE[k % PALETTE.length];
 export const css = ([r, g, b]) => `rgb(${r}, ${g}, ${b})`;
 
-const layers = { committed: new MaskLayer(), current: new MaskLayer(), preview: new MaskLayer() };
+const layers = {
+  committed: new MaskLayer(), proposals: new MaskLayer(), current: new MaskLayer(), preview: new MaskLayer(),
+};
 let committed = []; // [{row, mask, box, color, rings}] of the open image (masks: box crops)
+let proposals = [], proposalSource = null, selectedProposal = -1; // the same, proposed
 let currentRings = null;
 let dragBox = null, cursor = null, frame = 0;
 
@@ -45,6 +48,7 @@ export function fit() {
   if (state.bitmap) ctx.drawImage(state.bitmap, 0, 0, picture.width, picture.height);
   for (const layer of Object.values(layers)) layer.resize(overlay.width, overlay.height);
   drawCommitted();
+  drawProposals();
   maskChanged();
   previewChanged();
 }
@@ -67,6 +71,29 @@ export function previewChanged() {
 function drawCommitted() {
   const entries = committed.map(({ mask, box, color }) => ({ mask, box, color: word(color) }));
   layers.committed.draw(entries, state.image.width, state.image.height);
+}
+
+function drawProposals() {
+  const entries = proposals.map(({ mask, box }) => ({ mask, box, color: word(PROPOSED) }));
+  layers.proposals.draw(entries, state.image.width, state.image.height);
+}
+
+// The proposed masks of the open image under review ([{row, mask, box}] as below) and which
+// one is selected: all are shown in orange, the selected one outlined.
+export function setProposals(entries, selected) {
+  if (entries !== proposalSource) {
+    proposalSource = entries;
+    proposals = entries.map((entry) => ({ ...entry, rings: null }));
+    if (state.image) drawProposals();
+  }
+  selectedProposal = selected;
+  request();
+}
+
+function proposalRings(entry) {
+  const [x0, y0, w, h] = entry.box;
+  entry.rings ||= outlines(entry.mask, w, h).map((ring) => ring.map(([x, y]) => [x + x0, y + y0]));
+  return entry.rings;
 }
 
 // The committed masks of the open image: [{row, mask, box}], each mask the crop `box`
@@ -174,9 +201,12 @@ export function render() {
   if (state.view === "filled") {
     ctx.globalAlpha = alpha * 0.6;
     if (committed.length) ctx.drawImage(layers.committed.canvas, 0, 0);
+    ctx.globalAlpha = alpha * 0.5;
+    if (proposals.length) ctx.drawImage(layers.proposals.canvas, 0, 0);
     ctx.globalAlpha = alpha;
     if (state.mask) ctx.drawImage(layers.current.canvas, 0, 0);
   } else {
+    for (const entry of proposals) drawRings(ctx, proposalRings(entry), PROPOSED, sx, sy, dpr);
     for (const entry of committedOutlines()) {
       drawRings(ctx, entry.rings, entry.color, sx, sy, dpr);
       const made = madeBy(entry.row.model_name, entry.row.weights_sha256);
@@ -194,6 +224,16 @@ export function render() {
         tag(ctx, rings, `current · ${made}${edited}`, CURRENT, sx, sy, dpr);
       }
     }
+  }
+  const chosen = proposals[selectedProposal];
+  ctx.globalAlpha = 1;
+  if (chosen && !state.editing) {
+    // the proposal under review: outlined, with its scores and the model that made it
+    const rings = proposalRings(chosen);
+    drawRings(ctx, rings, PROPOSED, sx, sy, dpr);
+    const iou = chosen.row.predicted_iou === null ? "?" : chosen.row.predicted_iou.toFixed(2);
+    tag(ctx, rings, `proposed #${chosen.row.id} · IoU ${iou} · ${madeBy(chosen.row.model_name, chosen.row.weights_sha256)}`,
+        PROPOSED, sx, sy, dpr);
   }
   ctx.globalAlpha = alpha / 2;
   if (!state.mask && state.preview) ctx.drawImage(layers.preview.canvas, 0, 0);

@@ -23,6 +23,7 @@ from segany.cli.common import (
 
 __all__ = ["format_table", "register", "run"]
 
+DOMAIN_NAMES = ("default", "shifted")  # segany.data.domains.DOMAINS (not imported at start-up)
 _COLUMNS = ("centre", "centre_oracle", "random", "box", "noisy_box", "box_fill")
 
 
@@ -42,6 +43,11 @@ def register(commands: Any) -> None:
     source.add_argument("--model", help="registered model name (default: the default model)")
     source.add_argument("--checkpoint", type=Path, help="weights file")
     parser.add_argument("--scenes", type=positive_int, default=200, help="number of scenes (200)")
+    parser.add_argument(
+        "--domain", choices=DOMAIN_NAMES, default="default",
+        help="scene domain: 'default' (the bundled model's training scenes) or 'shifted' "
+        "(shapes, fills and colours it never saw; docs/data_engine.md)",
+    )  # fmt: skip
     parser.add_argument("--clicks", type=non_negative_int, default=3, help="corrective clicks (3)")
     parser.add_argument(
         "--click-masks", type=int, choices=(1, 3), default=3,
@@ -91,7 +97,7 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table (and write JSON when asked)."""
-    from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+    from segany.data.scenes import EVAL_BASE_SEED, SceneConfig, SceneDataset
     from segany.errors import InputError
     from segany.eval import summarize
     from segany.eval.promptable import box_masks_of, promptable_rows
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--json: folder {args.json.parent} does not exist")
     predictor = predictor_from_args(args)
     model = predictor.model
-    scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
+    scenes = SceneDataset(args.scenes, EVAL_BASE_SEED, SceneConfig(domain=args.domain))
     box_masks = box_masks_of(predictor, None if args.box_masks == "auto" else int(args.box_masks))
     options = {"clicks": args.clicks, "seed": args.seed, "click_masks": args.click_masks,
                "box_masks": box_masks, "merge": args.merge}  # fmt: skip
@@ -113,13 +119,18 @@ def run(args: argparse.Namespace) -> int:
     stages = getattr(predictor, "stages", None)
     after = stages.describe() if stages is not None else "none"
     scenes, objects = args.scenes, len(rows)
-    print(f"model {model.name}, mask stages: {after}; {scenes} held-out scenes, {objects} objects")
+    where = "" if args.domain == "default" else f" ({args.domain} domain)"
+    print(
+        f"model {model.name}, mask stages: {after}; {scenes} held-out scenes{where}, "
+        f"{objects} objects"
+    )
     print(format_table(table))
     if args.json is not None:
         args.json.write_text(
             json.dumps(
                 {
                     "model": model.name,
+                    "domain": args.domain,
                     "stages": list(stages.names) if stages is not None else [],
                     "zoom": list(stages.zoom.windows) if stages and stages.zoom else None,
                     "click_masks": args.click_masks,

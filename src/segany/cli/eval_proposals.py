@@ -3,9 +3,9 @@
 Each scene of the evaluation seed range goes through :class:`segany.MaskGenerator`; its
 masks, ranked by ``predicted_iou * stability_score``, are scored against the scene's
 instances with :mod:`segany.eval.proposals` (COCO's protocol, or LVIS's with ``--lvis``).
-The options ``--model``, ``--checkpoint``, ``--scenes``, ``--mode``, ``--json`` and
-``--quiet`` may also be given before ``proposals``; ``--clicks`` and ``--seed`` belong to
-the promptable evaluation and are refused here.
+The options ``--model``, ``--checkpoint``, ``--scenes``, ``--domain``, ``--mode``,
+``--json`` and ``--quiet`` may also be given before ``proposals``; ``--clicks`` and
+``--seed`` belong to the promptable evaluation and are refused here.
 """
 
 from __future__ import annotations
@@ -85,6 +85,9 @@ def register(eval_parser: argparse.ArgumentParser) -> None:
     source.add_argument("--checkpoint", type=Path, default=keep, help="weights file")
     parser.add_argument("--scenes", type=positive_int, default=keep, help="number of scenes (200)")
     parser.add_argument(
+        "--domain", choices=("default", "shifted"), default=keep, help="scene domain (default)"
+    )
+    parser.add_argument(
         "--strategy", choices=_STRATEGIES, default="grid", help="prompt strategy (grid)"
     )
     parser.add_argument(
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import segany
-    from segany.data.scenes import EVAL_BASE_SEED, SceneDataset
+    from segany.data.scenes import EVAL_BASE_SEED, SceneConfig, SceneDataset
     from segany.errors import InputError
     from segany.eval import RecallAccumulator, proposals_from_records
 
@@ -165,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             "(only SAM's point grid)"
         ) from error
 
-    scenes = SceneDataset(args.scenes, EVAL_BASE_SEED)
+    scenes = SceneDataset(args.scenes, EVAL_BASE_SEED, SceneConfig(domain=args.domain))
     generate_seconds = score_seconds = 0.0
     masks = 0
     for index in tqdm(range(len(scenes)), unit="scene", disable=args.quiet, file=sys.stderr):
@@ -192,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         result = {
             "model": model.name,
             "scenes": args.scenes,
+            "domain": args.domain,
             "protocol": protocol,
             "max_dets": list(accumulator.max_dets),
             "generator": {"strategy": args.strategy, **options},

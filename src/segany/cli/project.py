@@ -1,4 +1,5 @@
-"""``segany project``: create projects, import images and COCO files, export datasets.
+"""``segany project``: create projects, import images and COCO files, export datasets; the
+semi-automatic and automatic stages' commands are in :mod:`segany.cli.project_stages`.
 
 (``segany export`` is the ONNX exporter; dataset exports live here.)
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from segany.cli import project_stages
 from segany.cli.common import positive_int
 from segany.cli.server_common import add_store_arguments, open_store
 from segany.errors import InputError, SegAnyError
@@ -25,7 +27,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "project",
-        help="projects: create, import, export",
+        help="projects: create, import, export, proposals and automatic jobs",
         description="Manage the annotation server's projects.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -68,6 +70,7 @@ def register(commands: Any) -> None:
     export.set_defaults(func=run_export)
     for sub in (create, listing, member, imports, export):
         add_store_arguments(sub)
+    project_stages.register(actions)
 
 
 def run_create(args: argparse.Namespace) -> int:

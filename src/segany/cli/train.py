@@ -1,4 +1,6 @@
-"""``segany train``: SAM-style promptable training on generated scenes."""
+"""``segany train``: SAM-style promptable training on generated scenes, or fine-tuning the
+served model on a project's accepted annotations (``--from-project``,
+:mod:`segany.cli.train_project`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from segany.cli import train_prompt_head, train_ranker, train_refiner
+from segany.cli import train_project, train_prompt_head, train_ranker, train_refiner
 from segany.cli.common import non_negative_int, positive_float, positive_int
 from segany.errors import InputError
 
@@ -62,6 +64,7 @@ def register(commands: Any) -> None:
     group.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
     group.add_argument("--overwrite", action="store_true", help="start OUT afresh")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    train_project.add_arguments(parser)
     parser.set_defaults(func=run)
     more = parser.add_subparsers(title="other training", metavar="{prompt-head,refiner,ranker}")
     train_prompt_head.register(more)
@@ -104,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     settings.update(model=args.model)
     if args.fp32:
         settings["bf16"] = False
+    if args.from_project is not None:
+        return train_project.run(args, settings)
+    train_project.refuse_without_project(args)
     config = TrainConfig.from_dict(settings)
     model = None
     if args.init is not None:

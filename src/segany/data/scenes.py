@@ -44,8 +44,9 @@ from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
 from segany.data.canvas import Canvas
-from segany.data.shapes import SHAPE_KINDS, inner_shape, rasterize_shape, split_by_cuts
-from segany.data.textures import Style, background_style, object_style, part_style
+from segany.data.domains import DOMAINS, Domain
+from segany.data.shapes import inner_shape, rasterize_shape, split_by_cuts
+from segany.data.textures import Style
 from segany.errors import InputError
 
 __all__ = [
@@ -64,8 +65,6 @@ TRAIN_BASE_SEED = 0
 EVAL_BASE_SEED = 1
 
 _MAX_INDEX = 2**32
-# Probability of each of SHAPE_KINDS: polygon, ellipse, star, blob, thin, ring.
-_SHAPE_WEIGHTS = dict(zip(SHAPE_KINDS, (0.3, 0.15, 0.1, 0.15, 0.15, 0.15), strict=True))
 _CLUTTER_KINDS = ("ellipse", "polygon", "blob", "thin")
 
 
@@ -96,6 +95,9 @@ class SceneConfig:
         label_clutter: Whether clutter items large enough are instances (kind
             ``"clutter"``); by default clutter is unlabelled background texture.
         thin_width: Range (inclusive) of the line width of thin objects, in pixels.
+        domain: Which shapes, fills and colours are drawn (:mod:`segany.data.domains`):
+            ``"default"``, the scenes the bundled model learnt from, or ``"shifted"``
+            (:mod:`segany.data.shifted`), which it never saw.
     """
 
     min_size: int = 256
@@ -113,6 +115,7 @@ class SceneConfig:
     min_area: int = 100
     label_clutter: bool = False
     thin_width: tuple[int, int] = (4, 10)
+    domain: str = "default"
 
     def __post_init__(self) -> None:
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 16):
@@ -147,6 +150,9 @@ class SceneConfig:
             )
         if self.min_area < 1:
             raise InputError(f"min_area must be at least 1 pixel; got {self.min_area}")
+        if self.domain not in DOMAINS:
+            known = ", ".join(DOMAINS)
+            raise InputError(f"domain must be one of {known}; got {self.domain!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,9 +168,9 @@ class Scene:
         boxes: ``Nx4`` float64 XYXY tight boxes of the masks, in pixel indices with
             inclusive maxima (as SAM's ``batched_mask_to_box``): a single pixel at
             ``(x, y)`` has box ``(x, y, x, y)``.
-        kinds: ``N`` names: the shape (one of ``SHAPE_KINDS``) or ``"clutter"`` for whole
-            objects, ``"part"`` for parts of a whole object, ``"subpart"`` for parts of a
-            part.
+        kinds: ``N`` names: the shape (one of ``SHAPE_KINDS``, or of ``SHIFTED_SHAPE_KINDS``
+            in the shifted domain) or ``"clutter"`` for whole objects, ``"part"`` for
+            parts of a whole object, ``"subpart"`` for parts of a part.
         seed: The seed the scene was generated from.
     """
 
@@ -206,10 +212,11 @@ def generate_scene(seed: int, config: SceneConfig = SceneConfig()) -> Scene:
         height, width = (int(v) for v in config.size)
     else:
         height, width = (int(v) for v in rng.integers(config.min_size, config.max_size + 1, 2))
-    background = background_style(rng)
+    domain = DOMAINS[config.domain]
+    background = domain.background_style(rng)
     canvas = Canvas(rng, height, width, background)
-    _add_clutter(rng, canvas, config, background)
-    _add_objects(rng, canvas, config, background)
+    _add_clutter(rng, canvas, config, domain, background)
+    _add_objects(rng, canvas, config, domain, background)
     image = canvas.image
     if rng.random() < config.blur_probability:
         blur = ImageFilter.BoxBlur(rng.uniform(0.3, 0.8))
@@ -268,7 +275,7 @@ class SceneDataset(Dataset[Scene]):
 
 
 def _add_clutter(
-    rng: np.random.Generator, canvas: Canvas, config: SceneConfig, background: Style
+    rng: np.random.Generator, canvas: Canvas, config: SceneConfig, domain: Domain, background: Style
 ) -> None:
     """Paint small blobs and short lines on the background (instances only if large)."""
     count = int(rng.poisson(config.clutter * canvas.height * canvas.width / 65536))
@@ -278,17 +285,17 @@ def _add_clutter(
         cy, cx = rng.uniform(0, canvas.height), rng.uniform(0, canvas.width)
         region = rasterize_shape(kind, rng, cy, cx, radius, canvas.height, canvas.width)
         if region is not None:
-            style = object_style(rng, background, similar=rng.random() < 0.5, solid=True)
+            style = domain.object_style(rng, background, similar=rng.random() < 0.5, solid=True)
             canvas.place(region, np.where(region.mask, 0, -1), [-1], ["clutter"], [style])
 
 
 def _add_objects(
-    rng: np.random.Generator, canvas: Canvas, config: SceneConfig, background: Style
+    rng: np.random.Generator, canvas: Canvas, config: SceneConfig, domain: Domain, background: Style
 ) -> None:
     """Draw the objects, largest (roughly) first so small ones are seldom buried."""
     count = int(rng.integers(config.min_objects, config.max_objects + 1))
-    kinds = list(_SHAPE_WEIGHTS)
-    weights = np.array(list(_SHAPE_WEIGHTS.values()))
+    kinds = list(domain.shape_weights)
+    weights = np.array(list(domain.shape_weights.values()))
     low, high = (math.log(s) for s in config.object_scale)
     short_side = min(canvas.height, canvas.width)
     specs = []
@@ -308,24 +315,27 @@ def _add_objects(
             cy = rng.uniform(0.05, 0.95) * canvas.height
             cx = rng.uniform(0.05, 0.95) * canvas.width
             centres.append((cy, cx))
-        region = rasterize_shape(
+        region = domain.rasterize(
             kind, rng, cy, cx, radius, canvas.height, canvas.width, config.thin_width
         )
         if region is None:
             continue
         similar = rng.random() < config.similar_colour_probability
-        style = object_style(rng, background, similar=similar)
+        style = domain.object_style(rng, background, similar=similar)
         labels = np.where(region.mask, 0, -1).astype(np.int32)
         parents, kinds_out, styles = [-1], [kind], [style]
         area = int(np.count_nonzero(region.mask))
         if kind != "thin" and area >= 400 and rng.random() < config.part_probability:
-            _add_parts(rng, config, labels, parents, kinds_out, styles)
+            _add_parts(rng, config, domain, labels, parents, kinds_out, styles)
         canvas.place(region, labels, parents, kinds_out, styles)
+        if domain.finish is not None:
+            domain.finish(rng, canvas, region, labels, styles)
 
 
 def _add_parts(
     rng: np.random.Generator,
     config: SceneConfig,
+    domain: Domain,
     labels: npt.NDArray[np.int32],
     parents: list[int],
     kinds: list[str],
@@ -340,7 +350,7 @@ def _add_parts(
         part_id = len(parents)
         parents.append(0)
         kinds.append("part")
-        styles.append(part_style(rng, styles[0]))
+        styles.append(domain.part_style(rng, styles[0]))
         labels[part] = part_id
         current = labels == part_id
         if rng.random() >= config.subpart_probability:
@@ -350,7 +360,7 @@ def _add_parts(
         for sub in _pieces(rng, current, max_inner=2):
             parents.append(part_id)
             kinds.append("subpart")
-            styles.append(part_style(rng, styles[part_id]))
+            styles.append(domain.part_style(rng, styles[part_id]))
             labels[sub] = len(parents) - 1
 
 

@@ -24,7 +24,15 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
-__all__ = ["SHAPE_KINDS", "Region", "inner_shape", "rasterize_shape", "split_by_cuts"]
+__all__ = [
+    "SHAPE_KINDS",
+    "Region",
+    "ellipse_region",
+    "inner_shape",
+    "polygon_region",
+    "rasterize_shape",
+    "split_by_cuts",
+]
 
 #: Names of the shapes that :func:`rasterize_shape` draws.
 SHAPE_KINDS: tuple[str, ...] = ("polygon", "ellipse", "star", "blob", "thin", "ring")
@@ -85,15 +93,17 @@ def rasterize_shape(
     radius = max(radius, 1.5)
     if kind == "polygon":
         if rng.random() < 0.5:
-            return _polygon(_convex_points(rng, cx, cy, radius), height, width)
-        return _polygon(_concave_points(rng, cx, cy, radius), height, width)
+            return polygon_region(_convex_points(rng, cx, cy, radius), height, width)
+        return polygon_region(_concave_points(rng, cx, cy, radius), height, width)
     if kind == "ellipse":
         ratio = rng.uniform(0.35, 1.0)
-        return _ellipse(cx, cy, radius, radius * ratio, rng.uniform(0, math.pi), height, width)
+        return ellipse_region(
+            cx, cy, radius, radius * ratio, rng.uniform(0, math.pi), height, width
+        )
     if kind == "star":
-        return _polygon(_star_points(rng, cx, cy, radius), height, width)
+        return polygon_region(_star_points(rng, cx, cy, radius), height, width)
     if kind == "blob":
-        return _polygon(_blob_points(rng, cx, cy, radius), height, width)
+        return polygon_region(_blob_points(rng, cx, cy, radius), height, width)
     if kind == "thin":
         return _thin(rng, cx, cy, radius, height, width, thin_width)
     if kind == "ring":
@@ -166,7 +176,7 @@ def inner_shape(rng: np.random.Generator, mask: BoolArray, scale: float) -> Bool
     return inner if inner.any() else None
 
 
-def _polygon(points: npt.NDArray[np.float64], height: int, width: int) -> Region | None:
+def polygon_region(points: npt.NDArray[np.float64], height: int, width: int) -> Region | None:
     """Rasterise a closed polygon given as ``Nx2`` ``(x, y)`` vertices."""
     box = _clip_box(points, 1.0, height, width)
     if box is None:
@@ -178,7 +188,7 @@ def _polygon(points: npt.NDArray[np.float64], height: int, width: int) -> Region
     return _region(np.asarray(canvas), y0, x0)
 
 
-def _ellipse(
+def ellipse_region(
     cx: float, cy: float, a: float, b: float, angle: float, height: int, width: int
 ) -> Region | None:
     """Rasterise a rotated ellipse with semi-axes ``a`` and ``b`` (pixel centres inside)."""
@@ -242,16 +252,16 @@ def _ring(
     hole = rng.uniform(0.35, 0.8)
     if rng.random() < 0.5:
         ratio, angle = rng.uniform(0.5, 1.0), rng.uniform(0, math.pi)
-        outer = _ellipse(cx, cy, radius, radius * ratio, angle, height, width)
+        outer = ellipse_region(cx, cy, radius, radius * ratio, angle, height, width)
         if outer is None:
             return None
-        inner = _ellipse(cx, cy, radius * hole, radius * ratio * hole, angle, height, width)
+        inner = ellipse_region(cx, cy, radius * hole, radius * ratio * hole, angle, height, width)
     else:
         points = _convex_points(rng, cx, cy, radius)
-        outer = _polygon(points, height, width)
+        outer = polygon_region(points, height, width)
         if outer is None:
             return None
-        inner = _polygon((points - (cx, cy)) * hole + (cx, cy), height, width)
+        inner = polygon_region((points - (cx, cy)) * hole + (cx, cy), height, width)
     mask = outer.mask.copy()
     if inner is not None:
         # The hole's box can stick out of the outline's by a pixel (rasterisation): cut

@@ -37,6 +37,7 @@ __all__ = [
     "TEXTURE_KINDS",
     "Style",
     "background_style",
+    "colour_map",
     "contrasting_colour",
     "nearby_colour",
     "object_style",
@@ -118,6 +119,15 @@ def render_texture(
     if mottle > 0 and kind != "noise":
         noise = value_noise(rng, height, width, scale=rng.uniform(6, 30))
         pattern = pattern * np.float32(1 - mottle) + noise * np.float32(mottle)
+    return colour_map(pattern, colour_a, colour_b)
+
+
+def colour_map(
+    pattern: npt.NDArray[np.float32], colour_a: Colour, colour_b: Colour
+) -> npt.NDArray[np.uint8]:
+    """An ``hxw`` pattern in [0, 1] coloured as ``a + p * (b - a)``: ``hxwx3`` uint8 (a
+    view with a stride of 4 bytes per pixel, not C-contiguous)."""
+    height, width = pattern.shape
     # Map the pattern through a 256-entry RGBA lookup table, packed as uint32 so the lookup
     # is a single take() of 4-byte items, much faster than float colour arithmetic
     # (docs/training.md, 'The scenes it learns from').

@@ -26,9 +26,13 @@ from segany.server.config import ServerConfig
 from segany.server.database import Database, open_database
 from segany.server.errors import HttpError
 from segany.server.inference import ModelService
+from segany.server.jobs import JobRunner
 from segany.server.routes import annotations as annotation_routes
-from segany.server.routes import auth, images, model, projects
+from segany.server.routes import auth, images, model, projects, proposals
+from segany.server.routes import jobs as job_routes
+from segany.server.routes import versions as version_routes
 from segany.server.routes.deps import TokenCache
+from segany.server.switching import VersionFollower
 from segany.server.uploads import remove_tmp_files
 
 __all__ = ["create_app"]
@@ -66,11 +70,22 @@ def create_app(
             app.state.db = await run_in_threadpool(open_database, config.database_url)
         config.images_dir.mkdir(parents=True, exist_ok=True)
         remove_tmp_files(config.images_dir)
+        follower = VersionFollower(app.state.db, config)  # serves the active model version
         if app.state.service is None and with_model:
-            app.state.service = ModelService(config)
+            app.state.service = ModelService(config, prepare=follower.prepare)
+        if app.state.service is not None:
+            app.state.versions = await run_in_threadpool(follower.follow, app.state.service)
+            # resumes the jobs a stopped server left
+            app.state.jobs = JobRunner(app.state.db, config, app.state.service).start()
         try:
             yield
         finally:
+            if app.state.jobs is not None:
+                await run_in_threadpool(app.state.jobs.stop)
+                app.state.jobs = None
+            if app.state.versions is not None:
+                await run_in_threadpool(app.state.versions.stop)
+                app.state.versions = None
             if app.state.service is not None and service is None:
                 app.state.service.close()
             if db is None:
@@ -85,12 +100,17 @@ def create_app(
     app.state.config = config
     app.state.db = db
     app.state.service = service
+    app.state.jobs = None  # the automatic stage's runner, while the app runs with a model
+    app.state.versions = None  # the VersionFollower, while the app runs with a model
     app.state.tokens = TokenCache(config.token_cache_s)
     for router in (
         auth.router,
         projects.router,
         images.router,
         annotation_routes.router,
+        proposals.router,
+        job_routes.router,
+        version_routes.router,
         model.router,
     ):
         app.include_router(router)

@@ -41,7 +41,8 @@ class ServerConfig:
       instead of the registered ones.
     Limits: an upload's bytes and pixels; the inference queue's length (requests beyond it
     answer 503) and a request's wait for the model (beyond it, 503); how many of a
-    project's next images are encoded ahead of time; a login token's lifetime.
+    project's next images are encoded ahead of time; a login token's lifetime; how often
+    the server looks for a model version activated elsewhere (the CLI, another server).
     """
 
     data_dir: Path
@@ -55,6 +56,7 @@ class ServerConfig:
     prefetch: int = 2
     login_hours: float = 24.0 * 7
     token_cache_s: float = 5.0
+    version_poll_s: float = 2.0
 
     @property
     def database_url(self) -> str:
@@ -71,3 +73,8 @@ class ServerConfig:
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def weights_dir(self) -> Path:
+        """Model versions' weights files, ``<sha256>.safetensors``."""
+        return self.models_dir / "weights"

@@ -1,5 +1,5 @@
 """Annotations and their history: create (idempotent), edit (optimistic locking), delete,
-undo and redo.
+accept or reject a proposal, undo and redo.
 
 Every change is written as an :class:`~segany.server.tables.AnnotationEvent` holding the
 annotation's state before and after, in the same transaction as the change, so the history
@@ -7,6 +7,8 @@ is complete whatever happens. Undo and redo work per user and project, like an e
 undo puts back the state before the caller's latest change; redo puts back the state after
 the latest undone one; a new change clears what could be redone. An undo or redo that would
 overwrite someone else's later edit is refused (:class:`~segany.server.errors.ConflictError`).
+Masks the machine made (proposals, automatic masks) are recorded as created but not as the
+caller's change to undo: accepting or rejecting a proposal is.
 """
 
 from __future__ import annotations
@@ -28,18 +30,22 @@ from segany.server.tables import Annotation, AnnotationEvent, Image, Project, Us
 
 __all__ = [
     "STAGES",
+    "STATUSES",
     "AnnotationInput",
     "create_annotation",
     "delete_annotation",
     "history",
     "list_annotations",
     "redo",
+    "review_annotation",
     "snapshot",
     "undo",
     "update_annotation",
 ]
 
 STAGES = ("manual", "semi", "auto")
+#: accepted: a mask of the dataset; proposed: waiting for review; rejected: turned down
+STATUSES = ("accepted", "proposed", "rejected")
 #: The fields an event's snapshot holds (with ``version``).
 FIELDS = (
     "category_id",
@@ -53,9 +59,11 @@ FIELDS = (
     "predicted_iou",
     "stability_score",
     "deleted",
+    "status",
 )
-#: The fields a client may set: bbox and area follow from the mask, deletion has its call.
-EDITABLE = tuple(name for name in FIELDS if name not in ("bbox", "area", "deleted"))
+#: The fields a client may set: bbox and area follow from the mask, deletion and review
+#: have their calls.
+EDITABLE = tuple(name for name in FIELDS if name not in ("bbox", "area", "deleted", "status"))
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class AnnotationInput:
     weights_sha256: str | None = None
     predicted_iou: float | None = None
     stability_score: float | None = None
+    status: str = "accepted"
 
 
 def snapshot(annotation: Annotation) -> dict[str, Any]:
@@ -103,6 +112,8 @@ def mask_fields(rle: Mapping[str, Any], image: Image) -> dict[str, Any]:
 def _check(fields: Mapping[str, Any], project: Project) -> None:
     if "stage" in fields and fields["stage"] not in STAGES:
         raise InputError(f"stage must be one of {', '.join(STAGES)}, got {fields['stage']!r}")
+    if "status" in fields and fields["status"] not in STATUSES:
+        raise InputError(f"status must be one of {', '.join(STATUSES)}")
     if "category_id" in fields and fields["category_id"] not in category_ids(project):
         raise InputError(
             f"category {fields['category_id']} is not in project {project.id}'s label set"
@@ -119,11 +130,15 @@ def create_annotation(
     project: Project,
     data: AnnotationInput,
     idempotency_key: str | None = None,
+    *,
+    undoable: bool = True,
 ) -> tuple[Annotation, bool]:
     """Create an annotation; returns it and whether it is new.
 
     With ``idempotency_key``, a second request with the same key in the same project
     returns the annotation the first one made (``False``) instead of a duplicate.
+    ``undoable`` False: the creation is in the history but not in ``user``'s undo (masks
+    the machine made).
     """
     if idempotency_key is not None:
         found = _by_key(session, project, idempotency_key)
@@ -132,7 +147,7 @@ def create_annotation(
     image = session.get(Image, data.image_id)
     if image is None or image.project_id != project.id:
         raise NotFoundError(f"no image {data.image_id} in project {project.id}")
-    fields = {k: getattr(data, k) for k in EDITABLE if k != "rle"}
+    fields = {k: getattr(data, k) for k in (*EDITABLE, "status") if k != "rle"}
     _check(fields, project)
     annotation = Annotation(
         project_id=project.id,
@@ -154,7 +169,7 @@ def create_annotation(
         if found is None:
             raise
         return found, False
-    _record(session, user, annotation, "create", None)
+    _record(session, user, annotation, "create", None, "done" if undoable else "closed")
     return annotation, True
 
 
@@ -172,6 +187,13 @@ def get_annotation(session: Session, project: Project, annotation_id: int) -> An
     return annotation
 
 
+def _live(session: Session, project: Project, annotation_id: int) -> Annotation:
+    annotation = get_annotation(session, project, annotation_id)
+    if annotation.deleted:
+        raise NotFoundError(f"annotation {annotation_id} was deleted")
+    return annotation
+
+
 def update_annotation(
     session: Session,
     user: User,
@@ -185,9 +207,7 @@ def update_annotation(
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise InputError(f"cannot change {', '.join(sorted(unknown))}")
-    annotation = get_annotation(session, project, annotation_id)
-    if annotation.deleted:
-        raise NotFoundError(f"annotation {annotation_id} was deleted")
+    annotation = _live(session, project, annotation_id)
     _check(changes, project)
     values = {k: v for k, v in changes.items() if k != "rle"}
     if "rle" in changes:
@@ -199,9 +219,7 @@ def delete_annotation(
     session: Session, user: User, project: Project, annotation_id: int, version: int
 ) -> Annotation:
     """Mark an annotation deleted (kept, so that it can be undone)."""
-    annotation = get_annotation(session, project, annotation_id)
-    if annotation.deleted:
-        raise NotFoundError(f"annotation {annotation_id} was deleted")
+    annotation = _live(session, project, annotation_id)
     return _write(session, user, annotation, version, {"deleted": True}, "delete")
 
 
@@ -323,27 +341,62 @@ def _replay(
     values = {k: v for k, v in (target or {}).items() if k in FIELDS}
     if target is None:  # undoing a create
         values = {"deleted": True}
-    _write(
-        session,
-        user,
-        annotation,
-        annotation.version,
-        values,
-        action,
-        before={"event": event.id},
-        state="closed",
-    )
+    before = {"event": event.id}
+    _write(session, user, annotation, annotation.version, values, action, before, "closed")
     event.state = new_state
     session.flush()
     return annotation
 
 
+def review_annotation(
+    session: Session,
+    user: User,
+    project: Project,
+    annotation_id: int,
+    decision: str,
+    version: int | None = None,
+    changes: Mapping[str, Any] | None = None,
+) -> Annotation:
+    """Accept (``decision`` "accept", with optional ``category_id`` and an edited ``rle``)
+    or reject ("reject") a proposal: a change of the caller's, to undo like any other.
+
+    An edited mask is marked ``prompts.edited`` and loses the model's scores (they were
+    about the mask it proposed). Raises :class:`ConflictError` when the annotation is not a
+    proposal (any more) or not at ``version``.
+    """
+    if decision not in ("accept", "reject"):
+        raise ValueError(f"a review accepts or rejects, not {decision!r}")
+    annotation = _live(session, project, annotation_id)
+    if annotation.status != "proposed":
+        raise ConflictError(f"annotation {annotation_id} is {annotation.status}, not proposed")
+    changes = {k: v for k, v in (changes or {}).items() if v is not None}
+    _check(changes, project)
+    values: dict[str, Any] = {"status": "accepted" if decision == "accept" else "rejected"}
+    if decision == "accept" and "category_id" in changes:
+        values["category_id"] = changes["category_id"]
+    if decision == "accept" and "rle" in changes:
+        image = session.get_one(Image, annotation.image_id)
+        values.update(mask_fields(changes["rle"], image))
+        values.update(prompts={**(annotation.prompts or {}), "edited": True})
+        values.update(predicted_iou=None, stability_score=None)
+    at = annotation.version if version is None else version
+    return _write(session, user, annotation, at, values, decision)
+
+
 def list_annotations(
-    session: Session, project: Project, image_id: int | None = None, *, deleted: bool = False
+    session: Session,
+    project: Project,
+    image_id: int | None = None,
+    *,
+    deleted: bool = False,
+    status: str = "accepted",
 ) -> list[Annotation]:
+    """The project's (or one image's) annotations of ``status`` ("all": any status)."""
     query = select(Annotation).where(Annotation.project_id == project.id)
     if image_id is not None:
         query = query.where(Annotation.image_id == image_id)
+    if status != "all":
+        query = query.where(Annotation.status == status)
     if not deleted:
         query = query.where(Annotation.deleted.is_(False))
     return list(session.scalars(query.order_by(Annotation.id)))

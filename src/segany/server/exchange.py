@@ -1,7 +1,7 @@
 """Moving data in and out of a project: image files in, exports out, COCO files in.
 
-Exports write what the database holds (deleted annotations excluded) through
-:mod:`segany.data.export`; a COCO import adds annotations to the project's images of the
+Exports write the project's accepted annotations (not proposals, rejected or deleted ones)
+through :mod:`segany.data.export`; a COCO import adds annotations to the project's images of the
 same file names, each with an idempotency key derived from its content, so importing the
 same file twice adds nothing the second time.
 """
@@ -70,7 +70,7 @@ def add_image(
 
 
 def project_dataset(session: Session, project: Project) -> tuple[Dataset, dict[int, str]]:
-    """The project's images, live annotations and label set; and each image's stored
+    """The project's images, accepted annotations and label set; and each image's stored
     file (relative to the data dir's ``images/``) by image id."""
     rows = store.list_images(session, project)
     images = tuple(
@@ -88,7 +88,7 @@ def project_dataset(session: Session, project: Project) -> tuple[Dataset, dict[i
             stability_score=a.stability_score,
             extra={k: getattr(a, k) for k in PROVENANCE if getattr(a, k) is not None},
         )
-        for a in editing.list_annotations(session, project)
+        for a in editing.list_annotations(session, project, status="accepted")
     )
     dataset = Dataset(images=images, annotations=items, categories=tuple(project.categories))
     return dataset, {i.id: i.stored_as for i in rows}

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from segany.server.settings import effective
 
 __all__ = [
     "AnnotationChange",
@@ -15,13 +17,20 @@ __all__ = [
     "DecodeOut",
     "EventOut",
     "ImageOut",
+    "JobIn",
+    "JobOut",
     "LoginIn",
+    "ModelVersionOut",
     "ProjectIn",
     "ProjectOut",
+    "ProposalsOut",
+    "RejectIn",
+    "ReviewIn",
     "TokenOut",
 ]
 
 Stage = Literal["manual", "semi", "auto"]
+Status = Literal["accepted", "proposed", "rejected"]
 
 
 class Rle(BaseModel):
@@ -55,7 +64,13 @@ class ProjectOut(BaseModel):
     name: str
     owner_id: int
     categories: list[dict[str, Any]]
+    settings: dict[str, Any] = Field(description="SegEvery's settings for proposals and jobs")
     created_at: datetime
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _effective(cls, stored: Any) -> dict[str, Any]:
+        return effective(stored)
 
 
 class MemberIn(BaseModel):
@@ -111,6 +126,7 @@ class AnnotationOut(Provenance):
     area: int
     version: int
     deleted: bool
+    status: Status
     idempotency_key: str | None
     created_by: int
     created_at: datetime
@@ -143,3 +159,58 @@ class DecodeOut(BaseModel):
     best: int
     model: str
     weights_sha256: str
+
+
+class ReviewIn(BaseModel):
+    """Accepting a proposal: optionally another label, or the mask as the annotator edited
+    it; ``version`` makes it fail with 409 if the proposal changed since it was read."""
+
+    category_id: int | None = None
+    segmentation: Rle | None = None
+    version: int | None = None
+
+
+class RejectIn(BaseModel):
+    version: int | None = Field(default=None, description="409 if the proposal changed since")
+
+
+class ProposalsOut(BaseModel):
+    created: int
+    skipped: int = Field(description="masks that overlap an annotation already there")
+    proposals: list[AnnotationOut]
+
+
+class JobIn(BaseModel):
+    kind: Literal["auto"] = "auto"
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    project_id: int
+    kind: str
+    state: Literal["queued", "running", "done", "cancelled", "failed"]
+    total: int = Field(description="images to do in all, as last counted")
+    done: int = Field(description="images done")
+    masks: int = Field(description="annotations made")
+    error: str | None
+    settings: dict[str, Any]
+    created_by: int
+    created_at: datetime
+    updated_at: datetime
+    heartbeat_at: datetime | None
+
+
+class ModelVersionOut(BaseModel):
+    """A model version the server can serve (one is active: the one served)."""
+
+    id: int
+    label: str = Field(description="v1, v2, ... in the order registered")
+    name: str = Field(description="the registered architecture")
+    weights_sha256: str
+    parent_sha256: str | None = Field(description="the version it was trained from")
+    project_id: int | None = Field(description="the project it was trained on")
+    active: bool
+    created_at: datetime
+    metrics: dict[str, Any] | None = Field(description="its training's (steps, loss, ...)")
+    masks: int = Field(description="non-deleted annotations it made, in the caller's projects")

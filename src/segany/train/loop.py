@@ -6,6 +6,7 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,7 @@ def train(
     progress: bool = True,
     model: Sam | None = None,
     steps: int | None = None,
+    scenes: Callable[[int], list[SceneTensors]] | None = None,
 ) -> dict[str, float]:
     """Train a model promptably on generated scenes; returns the last logged metrics.
 
@@ -152,6 +154,10 @@ def train(
       model: start from this model instead of a fresh one of ``config.model``.
       steps: with ``resume``, a new total number of steps (the saved config's otherwise);
         it must lie beyond the checkpoint's step.
+      scenes: the images of each step, ``scenes(step)``, instead of generated scenes
+        (:func:`step_scenes`), e.g. recorded annotations (:class:`.records.RecordSource`).
+        It must be a function of the step alone for a resumed run to equal an
+        uninterrupted one; a resumed run is given the same source again.
     """
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT
@@ -246,8 +252,8 @@ def train(
     bar = tqdm(total=config.steps, initial=start, disable=not progress, unit="step")
     began = time.perf_counter()
     for step in range(start, config.steps):
-        scenes = step_scenes(step, config, model)
-        loss, metrics = train_step(model, scenes, config, generator, step, probe, head)
+        batch = step_scenes(step, config, model) if scenes is None else scenes(step)
+        loss, metrics = train_step(model, batch, config, generator, step, probe, head)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(
@@ -257,7 +263,11 @@ def train(
         scheduler.step()
         window.append({"loss": float(loss.detach()), **metrics})
         if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-            last = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
+            # a metric is averaged over the steps that have it (a step may, e.g., draw no box)
+            keys = dict.fromkeys(k for w in window for k in w)
+            last = {
+                k: sum(w[k] for w in window if k in w) / sum(k in w for w in window) for k in keys
+            }
             last.update(step=step + 1, lr=float(scheduler.get_last_lr()[0]))
             last["elapsed_s"] = round(time.perf_counter() - began, 1)
             with (out / LOG).open("a") as log:

@@ -1,4 +1,5 @@
-"""Projects: create, list, read, add members, undo and redo, export and import."""
+"""Projects: create, list, read, their settings, add members, undo and redo, export and
+import."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
-from segany.server import editing, exchange, store
+from segany.server import editing, exchange, settings, store
 from segany.server.auth import find_user
 from segany.server.config import ServerConfig
 from segany.server.routes.deps import CurrentUser, config_of, database
@@ -36,6 +37,30 @@ def list_projects(request: Request, user: CurrentUser) -> Any:
 def get_project(project_id: int, request: Request, user: CurrentUser) -> Any:
     with database(request).read() as session:
         return store.get_project(session, user, project_id)
+
+
+@router.patch("/{project_id}/settings")
+def change_settings(
+    project_id: int,
+    request: Request,
+    user: CurrentUser,
+    changes: Annotated[
+        dict[str, Any],
+        Body(
+            description="some of strategy (grid | objects), points_per_side (1-128), "
+            "pred_iou_thresh, stability_score_thresh (0-1), overlap_iou (above 0, to 1); "
+            "null puts a setting's default back",
+            examples=[{"points_per_side": 32, "pred_iou_thresh": 0.8}],
+        ),
+    ],
+) -> dict[str, Any]:
+    """Change some of the project's proposal settings; answers the settings now in force
+    (422 for an unknown setting or a value out of its range)."""
+    with database(request).session() as session:
+        project = store.get_project(session, user, project_id)
+        project.settings = settings.merged(project.settings, changes) or None
+        session.flush()
+        return settings.effective(project.settings)
 
 
 @router.post("/{project_id}/members", status_code=204)

@@ -129,20 +129,16 @@ def test_training_on_records_resumes_exactly(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue 41, in progress: this 20-step recipe lowered the fixed prompts' loss by "
-    "3.7 % on 2026-12-08, short of the 5 % asserted; the fine-tuning recipe is being found",
-    strict=False,
-)
 def test_fine_tuning_the_bundled_model_on_shifted_records(tmp_path: Path) -> None:
-    """20 decoder steps on two shifted scenes' masks: the loss on a fixed set of prompts
-    falls and the weights are written (about 10 s on one core)."""
+    """20 steps of the whole model on two shifted scenes' masks: the loss on a fixed set of
+    prompts falls and the weights are written (about 15 s on one core). Decoder-only steps
+    lower it far less (docs/data_engine.md): the shift is in what the encoder sees."""
     scenes = SceneDataset(2, TRAIN_BASE_SEED, SceneConfig(domain="shifted", size=(256, 256)))
     records = [AnnotatedImage(scenes[i].image, scenes[i].masks) for i in range(len(scenes))]
     config = TrainConfig(
-        steps=20, images_per_step=1, prompts_per_image=8, clicks=0, lr=1e-3, warmup_steps=2,
+        steps=20, images_per_step=1, prompts_per_image=8, clicks=0, lr=3e-4, warmup_steps=2,
         decay_fraction=0.0, easy_steps=0, focal_from_step=0, focal_ramp_steps=0,
-        decoder_warmup_steps=0, attention_gain=0.0, trainable="decoder", bf16=False,
+        decoder_warmup_steps=0, attention_gain=0.0, trainable="all", bf16=False,
         log_every=5, checkpoint_every=10,
     )  # fmt: skip
     model = segany.load_model("segany_shapes")
@@ -159,9 +155,10 @@ def test_fine_tuning_the_bundled_model_on_shifted_records(tmp_path: Path) -> Non
 
     start = fixed_loss()
     train(config, tmp_path, progress=False, model=model, scenes=source)
-    assert fixed_loss() < 0.95 * start
+    assert fixed_loss() < 0.9 * start
     log = [json.loads(line) for line in (tmp_path / loop.LOG).read_text().splitlines()]
     assert [row["step"] for row in log] == [5, 10, 15, 20]
     written = segany.load_model(checkpoint=tmp_path / loop.FINAL)
     moved = {k for k, v in written.state_dict().items() if not torch.equal(v, before[k])}
-    assert moved and all(k.startswith(("mask_decoder.", "prompt_encoder.")) for k in moved)
+    assert any(k.startswith("image_encoder.") for k in moved)
+    assert any(k.startswith("mask_decoder.") for k in moved)
